@@ -1,0 +1,509 @@
+#!/usr/bin/python3
+"""Generate the tiny-BERT test fixtures and their golden outputs.
+
+Builds a tiny random BERT in plain PyTorch (written independently of attnserve, following
+Hugging Face's BertModel exactly: post-LN, GELU erf, tanh pooler), writes it as a Hugging
+Face model directory (config.json, model.safetensors written by hand, vocab.txt), and
+computes reference outputs in float64 for a fixed set of token sequences, so the C++ tests
+can compare attnserve's encoder against an implementation that shares no code with it.
+
+Run at development time only (NOT in CI; CI just reads the committed files), from the repo
+root, with Debian's python3 (it sees python3-torch and numpy; no transformers/safetensors):
+
+    /usr/bin/python3 tools/gen_golden.py
+
+Deterministic: fixed seeds, sorted tensors, fixed JSON formatting; running it twice gives
+byte-identical files.
+
+Output directories (under tests/data/):
+  tiny_bert/                 F32 weights, names as BertModel.save_pretrained writes them.
+  tiny_bert_f16/             the same weights rounded to F16 (torch_dtype "float16").
+  tiny_bert_bf16_prefixed/   the same weights rounded to BF16, every name prefixed "bert."
+                             (as in BertForMaskedLM-style checkpoints; torch_dtype "bfloat16").
+Each holds config.json, model.safetensors, vocab.txt and golden.json. The goldens of the
+f16/bf16 directories are computed from the weights *after* rounding to that dtype (and
+converting back to float32 exactly), so a loader that converts to f32 at load sees exactly
+the reference's weights.
+
+golden.json layout (all floats are float32 values written in their shortest round-trip
+decimal form; parse as double and cast to float, or with strtof; all arrays are flat,
+row-major / C order, with "shape" giving the dimensions):
+
+{
+  "format": "attnserve-golden-v1",
+  "generator": "tools/gen_golden.py",
+  "weights_dtype": "F32" | "F16" | "BF16",
+  "tensor_prefix": "" | "bert.",
+  "reference_precision": "float64",
+  "config": {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "intermediate_size": 64,
+             "max_position_embeddings": 40, "type_vocab_size": 2,
+             "layer_norm_eps": 1e-12},
+  "batch_check_max_abs_diff": <float: worst |padded batch - alone| over all outputs>,
+  "sequences": [                         # 6 entries, in this order:
+    {                                    #   len1, len5, len12, len23, len40, pair9
+      "name": "len5",
+      "length": T,
+      "token_ids": [T ints],             # [CLS]=2 first, [SEP]=3 last
+      "token_type_ids": [T ints],        # all 0, except pair9: 0 x5 then 1 x4
+      "last_hidden_state": {"shape": [T, H], "data": [T*H floats]},
+      "attentions": {"shape": [L, NH, T, T], "data": [L*NH*T*T floats]},
+                                         # softmax probs [layer][head][query][key]
+      "pooler_output": {"shape": [H], "data": [H floats]},  # tanh(W h[0] + b)
+      "mean_pooled": {"shape": [H], "data": [H floats]}     # mean of last_hidden_state
+    },                                                       # over the T tokens
+    ...
+  ]
+}
+
+Each sequence is encoded ALONE (no padding). The script also encodes all of them as one
+padded batch with an additive attention mask and asserts the results match to 1e-5.
+"""
+
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SEED = 20240611
+CONFIG = {
+    "architectures": ["BertModel"],
+    "attention_probs_dropout_prob": 0.1,
+    "classifier_dropout": None,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 32,
+    "initializer_range": 0.02,
+    "intermediate_size": 64,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 40,
+    "model_type": "bert",
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+    "torch_dtype": "float32",
+    "transformers_version": "4.40.0",
+    "type_vocab_size": 2,
+    "use_cache": True,
+    "vocab_size": 99,
+}
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    ". , ! ? ' - ( ) : ; "
+    "the a an and or but of to in on at by for with from up down over under "
+    "is was are were be been has had have do did not no yes "
+    "i you he she it we they my your his her its our their this that "
+    "cat dog bird fish sat ran run play mat hat sun moon day night "
+    "big small red blue green good bad new old hello world "
+    "##s ##ing ##ed ##er ##ly ##est ##y ##es ##ness ##ful"
+).split()
+VOCAB = SPECIAL + WORDS
+CLS_ID, SEP_ID = 2, 3
+
+OUT_ROOT = os.path.join("tests", "data")
+
+
+# --------------------------------------------------------------------------- weights
+
+def weight_shapes(cfg):
+    """Tensor names and shapes exactly as BertModel.save_pretrained writes them."""
+    V, H, I = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"]
+    P, TV = cfg["max_position_embeddings"], cfg["type_vocab_size"]
+    s = {
+        "embeddings.word_embeddings.weight": (V, H),
+        "embeddings.position_embeddings.weight": (P, H),
+        "embeddings.token_type_embeddings.weight": (TV, H),
+        "embeddings.LayerNorm.weight": (H,),
+        "embeddings.LayerNorm.bias": (H,),
+    }
+    for i in range(cfg["num_hidden_layers"]):
+        p = "encoder.layer.%d." % i
+        for n in ("query", "key", "value"):
+            s[p + "attention.self.%s.weight" % n] = (H, H)
+            s[p + "attention.self.%s.bias" % n] = (H,)
+        s[p + "attention.output.dense.weight"] = (H, H)
+        s[p + "attention.output.dense.bias"] = (H,)
+        s[p + "attention.output.LayerNorm.weight"] = (H,)
+        s[p + "attention.output.LayerNorm.bias"] = (H,)
+        s[p + "intermediate.dense.weight"] = (I, H)
+        s[p + "intermediate.dense.bias"] = (I,)
+        s[p + "output.dense.weight"] = (H, I)
+        s[p + "output.dense.bias"] = (H,)
+        s[p + "output.LayerNorm.weight"] = (H,)
+        s[p + "output.LayerNorm.bias"] = (H,)
+    s["pooler.dense.weight"] = (H, H)
+    s["pooler.dense.bias"] = (H,)
+    return s
+
+
+def init_weights(cfg):
+    """Random float32 weights: weights N(0, 0.2), LayerNorm weights 1 + N(0, 0.1),
+    biases (incl. LayerNorm biases) N(0, 0.1). Drawn in sorted-name order."""
+    g = torch.Generator().manual_seed(SEED)
+    w = {}
+    for name, shape in sorted(weight_shapes(cfg).items()):
+        r = torch.randn(shape, generator=g, dtype=torch.float32)
+        if name.endswith("LayerNorm.weight"):
+            t = 1.0 + 0.1 * r
+        elif name.endswith(".bias"):
+            t = 0.1 * r
+        else:
+            t = 0.2 * r
+        w[name] = t.contiguous()
+    return w
+
+
+def round_to(w, dtype):
+    """Round float32 weights to dtype (RNE) and back to float32 (exact)."""
+    return {k: v.to(dtype).to(torch.float32) for k, v in w.items()}
+
+
+# --------------------------------------------------------------------------- model
+
+def bert_forward(w, cfg, ids, type_ids, mask=None):
+    """Plain BERT forward (Hugging Face BertModel semantics, eval mode).
+
+    ids, type_ids: (B, T) int64. mask: (B, T) 1 = real token, 0 = padding, or None.
+    w: dict of tensors in the compute dtype. Returns (hidden (B,T,H), attentions list of
+    (B,NH,T,T) per layer, pooled (B,H)).
+    """
+    B, T = ids.shape
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    dh = H // NH
+    eps = cfg["layer_norm_eps"]
+    dt = w["embeddings.word_embeddings.weight"].dtype
+
+    def ln(x, prefix):
+        return F.layer_norm(x, (H,), w[prefix + ".weight"], w[prefix + ".bias"], eps)
+
+    def lin(x, prefix):
+        return x @ w[prefix + ".weight"].t() + w[prefix + ".bias"]
+
+    pos = torch.arange(T)
+    x = (w["embeddings.word_embeddings.weight"][ids]
+         + w["embeddings.position_embeddings.weight"][pos][None, :, :]
+         + w["embeddings.token_type_embeddings.weight"][type_ids])
+    x = ln(x, "embeddings.LayerNorm")
+
+    if mask is not None:
+        add_mask = (1.0 - mask.to(dt))[:, None, None, :] * torch.finfo(dt).min
+    else:
+        add_mask = None
+
+    def split(t):  # (B,T,H) -> (B,NH,T,dh)
+        return t.view(B, T, NH, dh).permute(0, 2, 1, 3)
+
+    attentions = []
+    for i in range(cfg["num_hidden_layers"]):
+        p = "encoder.layer.%d." % i
+        q = split(lin(x, p + "attention.self.query"))
+        k = split(lin(x, p + "attention.self.key"))
+        v = split(lin(x, p + "attention.self.value"))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(dh)
+        if add_mask is not None:
+            scores = scores + add_mask
+        probs = torch.softmax(scores, dim=-1)
+        attentions.append(probs)
+        ctx = (probs @ v).permute(0, 2, 1, 3).reshape(B, T, H)
+        x = ln(lin(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+        inter = F.gelu(lin(x, p + "intermediate.dense"))  # erf GELU
+        x = ln(lin(inter, p + "output.dense") + x, p + "output.LayerNorm")
+
+    pooled = torch.tanh(lin(x[:, 0, :], "pooler.dense"))
+    return x, attentions, pooled
+
+
+# --------------------------------------------------------------------------- inputs
+
+def make_sequences(cfg):
+    g = torch.Generator().manual_seed(SEED + 1)
+    V = cfg["vocab_size"]
+
+    def rand_ids(n):
+        return torch.randint(5, V, (n,), generator=g).tolist()
+
+    seqs = []
+    for T in (1, 5, 12, 23, cfg["max_position_embeddings"]):
+        ids = [CLS_ID] if T == 1 else [CLS_ID] + rand_ids(T - 2) + [SEP_ID]
+        seqs.append(("len%d" % T, ids, [0] * T))
+    # Sentence pair of length 9: [CLS] a b c [SEP] d e f [SEP]; types 0 x5 then 1 x4.
+    a, b = rand_ids(3), rand_ids(3)
+    ids = [CLS_ID] + a + [SEP_ID] + b + [SEP_ID]
+    seqs.append(("pair9", ids, [0] * 5 + [1] * 4))
+    return seqs
+
+
+# --------------------------------------------------------------------------- writers
+
+def write_safetensors(path, tensors, dtype):
+    """tensors: {name: float32 torch tensor}; dtype: "F32" | "F16" | "BF16"."""
+    blobs = {}
+    for name, t in tensors.items():
+        t = t.contiguous()
+        if dtype == "F32":
+            b = t.numpy().astype("<f4").tobytes()
+        elif dtype == "F16":
+            b = t.numpy().astype("<f2").tobytes()
+        elif dtype == "BF16":
+            b = t.to(torch.bfloat16).view(torch.int16).numpy().astype("<i2").tobytes()
+        else:
+            raise ValueError(dtype)
+        blobs[name] = (list(t.shape), b)
+    header = {"__metadata__": {"format": "pt"}}
+    off = 0
+    data = []
+    for name in sorted(blobs):
+        shape, b = blobs[name]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        data.append(b)
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * ((8 - len(hj) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hj)))
+        f.write(hj)
+        for b in data:
+            f.write(b)
+
+
+def read_safetensors(path):
+    """Independent re-read (sanity check of the writer)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert n % 8 == 0
+    hdr = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in hdr.items():
+        if name == "__metadata__":
+            continue
+        b0, b1 = info["data_offsets"]
+        buf = raw[base + b0:base + b1]
+        if info["dtype"] == "F32":
+            a = np.frombuffer(buf, "<f4").astype(np.float32)
+        elif info["dtype"] == "F16":
+            a = np.frombuffer(buf, "<f2").astype(np.float32)
+        elif info["dtype"] == "BF16":
+            a = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError(info["dtype"])
+        out[name] = torch.from_numpy(a.reshape(info["shape"]).copy())
+    assert base + max(i["data_offsets"][1] for k, i in hdr.items() if k != "__metadata__") \
+        == len(raw)
+    return out
+
+
+def f32_list(t):
+    """Flat list of float32 values as Python floats with the shortest decimal that
+    round-trips through float32 (keeps the JSON small)."""
+    a = t.detach().to(torch.float32).contiguous().numpy().reshape(-1)
+    return [float(np.format_float_positional(x, unique=True, trim="-")
+                  if abs(x) >= 1e-4 or x == 0 else
+                  np.format_float_scientific(x, unique=True, trim="-")) for x in a]
+
+
+def arr(t):
+    return {"shape": list(t.shape), "data": f32_list(t)}
+
+
+# --------------------------------------------------------------------------- main
+
+def compute_golden(w32, cfg, seqs):
+    """w32: float32 weights (already rounded to the variant's dtype). Returns (per-sequence
+    golden dicts, max padded-vs-alone diff, per-sequence float64 tensors)."""
+    wd = {k: v.to(torch.float64) for k, v in w32.items()}
+    L, NH, H = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["hidden_size"]
+    alone = []
+    for name, ids, types in seqs:
+        T = len(ids)
+        hid, att, pooled = bert_forward(wd, cfg, torch.tensor([ids]), torch.tensor([types]))
+        hid = hid[0]
+        att = torch.stack([a[0] for a in att])  # (L, NH, T, T)
+        alone.append((hid, att, pooled[0], hid.mean(dim=0)))
+
+    # Validate the reference: one padded batch with an attention mask.
+    B = len(seqs)
+    Tm = max(len(s[1]) for s in seqs)
+    ids_b = torch.zeros(B, Tm, dtype=torch.int64)  # pad id 0
+    typ_b = torch.zeros(B, Tm, dtype=torch.int64)
+    msk_b = torch.zeros(B, Tm, dtype=torch.int64)
+    for b, (_, ids, types) in enumerate(seqs):
+        ids_b[b, :len(ids)] = torch.tensor(ids)
+        typ_b[b, :len(ids)] = torch.tensor(types)
+        msk_b[b, :len(ids)] = 1
+    hid_b, att_b, pooled_b = bert_forward(wd, cfg, ids_b, typ_b, msk_b)
+    worst = 0.0
+    for b, (name, ids, _) in enumerate(seqs):
+        T = len(ids)
+        hid, att, pooled, mean = alone[b]
+        mean_b = (hid_b[b] * msk_b[b, :, None]).sum(0) / msk_b[b].sum()
+        att_bb = torch.stack([a[b] for a in att_b])
+        # Padded keys must get zero probability.
+        assert float(att_bb[:, :, :T, T:].abs().max() if T < Tm else 0.0) == 0.0, name
+        diffs = [
+            (hid_b[b, :T] - hid).abs().max(),
+            (att_bb[:, :, :T, :T] - att).abs().max(),
+            (pooled_b[b] - pooled).abs().max(),
+            (mean_b - mean).abs().max(),
+        ]
+        d = max(float(x) for x in diffs)
+        assert d < 1e-5, "padded batch differs from alone for %s: %g" % (name, d)
+        worst = max(worst, d)
+
+    out = []
+    for (name, ids, types), (hid, att, pooled, mean) in zip(seqs, alone):
+        T = len(ids)
+        assert hid.shape == (T, H) and att.shape == (L, NH, T, T)
+        # Attention rows sum to one (checked on the float32 values we store).
+        rs = att.to(torch.float32).sum(-1)
+        assert float((rs - 1).abs().max()) < 1e-5, name
+        out.append({
+            "name": name,
+            "length": T,
+            "token_ids": list(ids),
+            "token_type_ids": list(types),
+            "last_hidden_state": arr(hid),
+            "attentions": arr(att),
+            "pooler_output": arr(pooled),
+            "mean_pooled": arr(mean),
+        })
+    return out, worst, alone
+
+
+def crosscheck_torch_nn(wd, cfg, seqs, alone):
+    """Second, independent reference for the encoder layers: torch.nn.TransformerEncoderLayer
+    (post-LN, norm_first=False, erf GELU) and nn.MultiheadAttention carry BERT's layer
+    exactly once the Q/K/V weights are stacked into in_proj. Checks the hidden states and
+    per-head attention probs of our plain forward to 1e-10 (float64)."""
+    H, NH, I = cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"]
+    eps = cfg["layer_norm_eps"]
+    layers = []
+    for i in range(cfg["num_hidden_layers"]):
+        p = "encoder.layer.%d." % i
+        m = torch.nn.TransformerEncoderLayer(H, NH, I, dropout=0.0, activation="gelu",
+                                             layer_norm_eps=eps, batch_first=True,
+                                             norm_first=False).to(torch.float64).eval()
+        with torch.no_grad():
+            sa = m.self_attn
+            sa.in_proj_weight.copy_(torch.cat([wd[p + "attention.self.%s.weight" % n]
+                                               for n in ("query", "key", "value")]))
+            sa.in_proj_bias.copy_(torch.cat([wd[p + "attention.self.%s.bias" % n]
+                                             for n in ("query", "key", "value")]))
+            sa.out_proj.weight.copy_(wd[p + "attention.output.dense.weight"])
+            sa.out_proj.bias.copy_(wd[p + "attention.output.dense.bias"])
+            m.norm1.weight.copy_(wd[p + "attention.output.LayerNorm.weight"])
+            m.norm1.bias.copy_(wd[p + "attention.output.LayerNorm.bias"])
+            m.linear1.weight.copy_(wd[p + "intermediate.dense.weight"])
+            m.linear1.bias.copy_(wd[p + "intermediate.dense.bias"])
+            m.linear2.weight.copy_(wd[p + "output.dense.weight"])
+            m.linear2.bias.copy_(wd[p + "output.dense.bias"])
+            m.norm2.weight.copy_(wd[p + "output.LayerNorm.weight"])
+            m.norm2.bias.copy_(wd[p + "output.LayerNorm.bias"])
+        layers.append(m)
+    emb = torch.nn.Embedding(cfg["vocab_size"], H).to(torch.float64)
+    with torch.no_grad():
+        emb.weight.copy_(wd["embeddings.word_embeddings.weight"])
+    emb_ln = torch.nn.LayerNorm(H, eps=eps).to(torch.float64)
+    with torch.no_grad():
+        emb_ln.weight.copy_(wd["embeddings.LayerNorm.weight"])
+        emb_ln.bias.copy_(wd["embeddings.LayerNorm.bias"])
+    worst = 0.0
+    with torch.no_grad():
+        for (name, ids, types), (hid, att, pooled, mean) in zip(seqs, alone):
+            T = len(ids)
+            x = (emb(torch.tensor([ids]))
+                 + wd["embeddings.position_embeddings.weight"][:T][None]
+                 + wd["embeddings.token_type_embeddings.weight"][torch.tensor([types])])
+            x = emb_ln(x)
+            for i, m in enumerate(layers):
+                _, probs = m.self_attn(x, x, x, need_weights=True,
+                                       average_attn_weights=False)
+                worst = max(worst, float((probs[0] - att[i]).abs().max()))
+                x = m(x)
+            worst = max(worst, float((x[0] - hid).abs().max()))
+    assert worst < 1e-10, "torch.nn cross-check failed: %g" % worst
+    return worst
+
+
+def attention_spread(golden):
+    """Max attention prob across everything (to confirm attention is not uniform)."""
+    return max(max(s["attentions"]["data"]) for s in golden if s["length"] > 1)
+
+
+def write_variant(dirname, w32_orig, cfg, seqs, dtype, prefix, torch_dtype_name):
+    d = os.path.join(OUT_ROOT, dirname)
+    os.makedirs(d, exist_ok=True)
+    if dtype == "F32":
+        w = w32_orig
+    elif dtype == "F16":
+        w = round_to(w32_orig, torch.float16)
+    else:
+        w = round_to(w32_orig, torch.bfloat16)
+
+    c = dict(cfg)
+    c["torch_dtype"] = torch_dtype_name
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(c, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(VOCAB) + "\n")
+    st = os.path.join(d, "model.safetensors")
+    write_safetensors(st, {prefix + k: v for k, v in w.items()}, dtype)
+
+    # Re-read and check the stored weights are exactly what the golden uses.
+    back = read_safetensors(st)
+    assert sorted(back) == sorted(prefix + k for k in w)
+    for k, v in w.items():
+        assert torch.equal(back[prefix + k], v), k
+
+    golden, worst, alone = compute_golden(w, cfg, seqs)
+    xc = crosscheck_torch_nn({k: v.to(torch.float64) for k, v in w.items()}, cfg, seqs, alone)
+    doc = {
+        "format": "attnserve-golden-v1",
+        "generator": "tools/gen_golden.py",
+        "weights_dtype": dtype,
+        "tensor_prefix": prefix,
+        "reference_precision": "float64",
+        "config": {k: cfg[k] for k in (
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size",
+            "layer_norm_eps")},
+        "batch_check_max_abs_diff": float("%.3g" % worst),
+        "sequences": golden,
+    }
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+    print("%-24s %-4s prefix=%-7r batch-vs-alone %.2g, vs torch.nn %.2g, max attn prob %.3f"
+          % (dirname, dtype, prefix, worst, xc, attention_spread(golden)))
+    return w
+
+
+def main():
+    if not os.path.isdir(OUT_ROOT) or not os.path.isdir("tools"):
+        sys.exit("run from the repo root: /usr/bin/python3 tools/gen_golden.py")
+    assert len(VOCAB) == CONFIG["vocab_size"] == 99, len(VOCAB)
+    assert len(set(VOCAB)) == len(VOCAB)
+    torch.set_num_threads(1)  # deterministic reductions
+    cfg = CONFIG
+    w32 = init_weights(cfg)
+    seqs = make_sequences(cfg)
+    write_variant("tiny_bert", w32, cfg, seqs, "F32", "", "float32")
+    w16 = write_variant("tiny_bert_f16", w32, cfg, seqs, "F16", "", "float16")
+    wbf = write_variant("tiny_bert_bf16_prefixed", w32, cfg, seqs, "BF16", "bert.",
+                        "bfloat16")
+    # The rounded variants really differ from f32 (so their goldens are not redundant).
+    assert any(not torch.equal(w16[k], w32[k]) for k in w32)
+    assert any(not torch.equal(wbf[k], w32[k]) for k in w32)
+
+
+if __name__ == "__main__":
+    main()
