@@ -1,0 +1,85 @@
+// The BERT encoder: loads a Hugging Face checkpoint and runs batched forward
+// passes on oneDNN.
+//
+// Threads: Load() may run on any thread. Forward() must be called from one
+// thread at a time (the server's inference thread): it owns the oneDNN stream,
+// the cached primitives and the scratch buffers. info() is immutable after Load.
+#ifndef ATTNSERVE_MODEL_ENCODER_H_
+#define ATTNSERVE_MODEL_ENCODER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/config.h"
+
+namespace attnserve {
+
+enum class Precision { kFloat32, kBFloat16, kInt8 };
+enum class PoolingMode { kNone, kCls, kMean, kPooler };
+
+const char* PrecisionName(Precision p);  // "fp32", "bf16", "int8"
+absl::StatusOr<Precision> ParsePrecision(const std::string& name);
+
+struct EncoderOptions {
+  Precision precision = Precision::kFloat32;  // compute precision of the matmuls
+};
+
+// What the loader found; immutable after Load.
+struct ModelInfo {
+  std::string name;          // the model directory's base name
+  ModelConfig config;
+  std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
+  bool has_pooler = false;
+  PoolingMode default_pooling = PoolingMode::kCls;
+  Precision precision = Precision::kFloat32;
+};
+
+// What one sequence asks of a forward pass. Sequences of one batch may ask
+// for different things (they may come from different requests).
+struct SequenceTask {
+  std::vector<int32_t> token_ids;       // (T) including [CLS]/[SEP]
+  std::vector<int32_t> token_type_ids;  // (T), or empty = all 0
+  bool want_hidden = false;
+  std::vector<int> attention_layers;  // layers whose probs to keep, ascending
+  std::vector<uint8_t> head_mask;     // (layers, heads), 1 = output zeroed; or empty
+  PoolingMode pooling = PoolingMode::kNone;
+  bool normalize = false;  // L2-normalize the pooled embedding
+};
+
+struct SequenceOutput {
+  std::vector<float> hidden;     // (T, hidden) when want_hidden
+  std::vector<float> attention;  // (attention_layers.size(), heads, T, T), before head_mask
+  std::vector<float> embedding;  // (hidden) when pooling != kNone
+};
+
+class Encoder {
+ public:
+  // Reads `dir`/config.json and `dir`/model.safetensors, checks every tensor,
+  // packs the weights for oneDNN. Errors name the file and the tensor or key.
+  static absl::StatusOr<std::unique_ptr<Encoder>> Load(
+      const std::string& dir, const EncoderOptions& options = {});
+  ~Encoder();
+
+  const ModelInfo& info() const { return info_; }
+
+  // Runs all `tasks` as one batch: real tokens are packed (no padding in the
+  // linear layers), attention runs per sequence. Returns one output per task.
+  // InvalidArgument for an out-of-range id or bad shape; never crashes on input.
+  absl::StatusOr<std::vector<SequenceOutput>> Forward(
+      absl::Span<const SequenceTask> tasks);
+
+ private:
+  struct Impl;
+  Encoder(ModelInfo info, std::unique_ptr<Impl> impl);
+
+  ModelInfo info_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_ENCODER_H_
