@@ -2,10 +2,13 @@
 // the batching contract: a sequence's outputs do not depend on its batch.
 #include "model/encoder.h"
 
+#include <cmath>
+
 #include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/demo_model.h"
 #include "tests/golden.h"
 
 namespace attnserve {
@@ -147,6 +150,67 @@ TEST(EncoderTest, BadTasksAreRefusedNotCrashed) {
   t.attention_layers = {};
   t.head_mask = {1};
   refuse(t, "head_mask has 1 entries, expected 8");
+}
+
+}  // namespace
+}  // namespace attnserve
+
+namespace attnserve {
+namespace {
+
+double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += double{a[i]} * b[i];
+    aa += double{a[i]} * a[i];
+    bb += double{b[i]} * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+// bf16 and int8 against the fp32 reference on the demo model (hidden 128,
+// 4 layers, 8 heads): the accuracy bounds the precisions promise.
+TEST(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
+  const std::string dir = ::testing::TempDir() + "/precision_model";
+  ASSERT_TRUE(WriteDemoModel(dir).ok());
+  std::mt19937 rng(11);
+  std::vector<SequenceTask> tasks;
+  for (int len : {5, 17, 64, 128}) {
+    SequenceTask task;
+    task.token_ids.push_back(2);
+    for (int i = 1; i < len - 1; ++i) task.token_ids.push_back(5 + rng() % 150);
+    task.token_ids.push_back(3);
+    task.want_hidden = true;
+    task.attention_layers = {0, 3};
+    tasks.push_back(task);
+  }
+  auto run = [&](Precision p) {
+    auto encoder = Encoder::Load(dir, EncoderOptions{p});
+    EXPECT_TRUE(encoder.ok()) << encoder.status();
+    auto out = (*encoder)->Forward(tasks);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return *out;
+  };
+  const auto fp32 = run(Precision::kFloat32);
+  struct Bound {
+    Precision precision;
+    double min_cosine;
+    double max_attention_diff;
+  };
+  for (const Bound& bound : {Bound{Precision::kBFloat16, 0.999, 0.05},
+                             Bound{Precision::kInt8, 0.99, 0.15}}) {
+    const auto out = run(bound.precision);
+    double worst_cos = 1, worst_attention = 0;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      worst_cos = std::min(worst_cos, Cosine(out[i].hidden, fp32[i].hidden));
+      worst_attention = std::max(
+          worst_attention, MaxAbsDiff(out[i].attention, fp32[i].attention));
+    }
+    std::printf("[ %s ] min cosine to fp32 = %.6f, max attention diff = %.4f\n",
+                PrecisionName(bound.precision), worst_cos, worst_attention);
+    EXPECT_GE(worst_cos, bound.min_cosine) << PrecisionName(bound.precision);
+    EXPECT_LE(worst_attention, bound.max_attention_diff);
+  }
 }
 
 }  // namespace

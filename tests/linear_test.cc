@@ -97,6 +97,47 @@ TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
   EXPECT_EQ((*linear)->weight_bytes(), bytes);
 }
 
+// Reduced precisions against the same twin, by normalized mean squared error
+// (ggml's NMSE): bf16 rounds both operands to 8 mantissa bits; int8 quantizes
+// weights per output channel and activations per call.
+struct PrecisionCase {
+  Precision precision;
+  double max_nmse;
+};
+
+class LinearPrecisionTest : public ::testing::TestWithParam<PrecisionCase> {};
+
+TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
+  const PrecisionCase pc = GetParam();
+  for (const Shape& s : {Shape{1, 64, 32, false, false}, Shape{13, 96, 48, true, false},
+                         Shape{40, 64, 128, false, true},
+                         Shape{128, 768, 768, true, true}}) {
+    std::mt19937 rng(s.m + s.n + s.k);
+    DnnlContext ctx;
+    const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
+    const auto b = Random(s.n, 0.5f, &rng);
+    auto linear = Linear::Create(&ctx, w, b, s.n, s.k,
+                                 LinearSpec{s.gelu, s.residual, pc.precision});
+    ASSERT_TRUE(linear.ok()) << linear.status();
+    auto x = Random(RowBucket(s.m) * s.k, 1.f, &rng);
+    auto y = Random(RowBucket(s.m) * s.n, 1.f, &rng);
+    const auto want = Naive(s, x, w, b, y);
+    ASSERT_TRUE((*linear)->Run(s.m, x.data(), y.data()).ok());
+    ctx.stream.wait();
+    double err = 0, ref = 0;
+    for (int64_t i = 0; i < s.m * s.n; ++i) {
+      err += (double{y[i]} - want[i]) * (double{y[i]} - want[i]);
+      ref += double{want[i]} * want[i];
+    }
+    EXPECT_LE(err / ref, pc.max_nmse)
+        << PrecisionName(pc.precision) << " m=" << s.m << " n=" << s.n;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, LinearPrecisionTest,
+                         ::testing::Values(PrecisionCase{Precision::kBFloat16, 1e-4},
+                                           PrecisionCase{Precision::kInt8, 1e-3}));
+
 TEST(LinearTest, RefusesMismatchedWeights) {
   DnnlContext ctx;
   auto linear = Linear::Create(&ctx, std::vector<float>(10), std::vector<float>(2),

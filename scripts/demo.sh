@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, starts attnserve on a model and shows a real
+# response with attention. Usage: scripts/demo.sh [MODEL_DIR]
+# Without MODEL_DIR, a small random demo checkpoint is written (in C++) to
+# ./demo_model first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh
+scripts/build.sh
+BIN="${BUILD_DIR:-build}/bin"
+MODEL="${1:-}"
+if [ -z "$MODEL" ]; then
+  MODEL=demo_model
+  [ -f "$MODEL/model.safetensors" ] || "$BIN/make_demo_model" "$MODEL"
+fi
+PORT="${PORT:-50051}"
+"$BIN/attnserve" --model="$MODEL" --address="127.0.0.1:$PORT" &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  "$BIN/attnctl" info --target="127.0.0.1:$PORT" --timeout=1 >/dev/null 2>&1 && break
+  sleep 0.2
+done
+set -x
+"$BIN/attnctl" info --target="127.0.0.1:$PORT"
+"$BIN/attnctl" encode --target="127.0.0.1:$PORT" --ids 2,60,70,80,3 --attention --layers 0 --hidden

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs every test. CI runs this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh --test
+scripts/build.sh
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 600 -j 2
