@@ -1,0 +1,191 @@
+#include "server/batcher.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace attnserve {
+namespace {
+
+int64_t TokenCount(const Batcher::Request& request) {
+  int64_t n = 0;
+  for (const SequenceTask& task : request.tasks) n += task.token_ids.size();
+  return n;
+}
+
+// The forward function must not take the inference thread down: anything it
+// throws becomes an INTERNAL answer for the requests of the pass.
+absl::StatusOr<std::vector<SequenceOutput>> CallForward(
+    const ForwardFn& forward, absl::Span<const SequenceTask> tasks) {
+  absl::StatusOr<std::vector<SequenceOutput>> outputs;
+  try {
+    outputs = forward(tasks);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("forward pass failed: ", e.what()));
+  }
+  if (outputs.ok() && outputs->size() != tasks.size()) {
+    return absl::InternalError(absl::StrCat("forward pass returned ",
+                                            outputs->size(), " outputs for ",
+                                            tasks.size(), " sequences"));
+  }
+  return outputs;
+}
+
+}  // namespace
+
+Batcher::Batcher(BatcherOptions options, ForwardFn forward)
+    : options_(options), forward_(std::move(forward)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Batcher::~Batcher() { Shutdown(); }
+
+absl::Status Batcher::Submit(Request request) {
+  if (request.tasks.empty() || !request.done) {
+    return absl::InvalidArgumentError(
+        "batcher request needs at least one task and a done callback");
+  }
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::UnavailableError("server is shutting down");
+  }
+  if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_requests) {
+    ++stats_.rejected_queue_full;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request queue is full (", queue_.size(),
+                     " requests waiting, limit --max_queue_requests=",
+                     options_.max_queue_requests, "); retry later"));
+  }
+  queue_.push_back(std::move(request));
+  return absl::OkStatus();
+}
+
+void Batcher::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    paused_ = false;
+  }
+  absl::MutexLock lock(&join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Batcher::Pause() {
+  absl::MutexLock lock(&mu_);
+  if (!stopping_) paused_ = true;
+}
+
+void Batcher::Resume() {
+  absl::MutexLock lock(&mu_);
+  paused_ = false;
+}
+
+int Batcher::queued() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(queue_.size());
+}
+
+Batcher::Stats Batcher::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void Batcher::Loop() {
+  for (;;) {
+    std::vector<Request> batch;
+    std::vector<std::pair<Request, absl::Status>> dropped;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (!paused_ && !queue_.empty());
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, everything answered
+      // Drop what can no longer be useful before spending a pass on it.
+      const absl::Time now = absl::Now();
+      int64_t tokens = 0;
+      while (!queue_.empty()) {
+        Request& front = queue_.front();
+        if (front.deadline <= now) {
+          ++stats_.expired;
+          dropped.emplace_back(
+              std::move(front),
+              absl::DeadlineExceededError(
+                  "deadline passed while the request waited for the "
+                  "inference thread"));
+          queue_.pop_front();
+          continue;
+        }
+        if (front.is_cancelled && front.is_cancelled()) {
+          ++stats_.cancelled;
+          dropped.emplace_back(
+              std::move(front),
+              absl::CancelledError("request was cancelled before it ran"));
+          queue_.pop_front();
+          continue;
+        }
+        const int64_t n = TokenCount(front);
+        // Arrival order: stop at the first request that does not fit, so a
+        // long request is not overtaken forever by short ones. The first
+        // request always runs, even alone over the budget.
+        if (!batch.empty() && tokens + n > options_.max_batch_tokens) break;
+        tokens += n;
+        batch.push_back(std::move(front));
+        queue_.pop_front();
+      }
+    }
+    for (auto& [request, status] : dropped) request.done(status);
+    if (!batch.empty()) Run(batch);
+  }
+}
+
+void Batcher::Run(std::vector<Request>& batch) {
+  // All tasks of the pass in one array; request i owns [offset[i],
+  // offset[i+1]).
+  std::vector<SequenceTask> tasks;
+  std::vector<size_t> offset = {0};
+  for (Request& request : batch) {
+    for (SequenceTask& task : request.tasks) tasks.push_back(std::move(task));
+    offset.push_back(tasks.size());
+  }
+  int64_t passes = 1;
+  absl::StatusOr<std::vector<SequenceOutput>> outputs =
+      CallForward(forward_, tasks);
+
+  std::vector<absl::StatusOr<std::vector<SequenceOutput>>> answers;
+  answers.reserve(batch.size());
+  if (outputs.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      std::vector<SequenceOutput> mine(
+          std::make_move_iterator(outputs->begin() + offset[i]),
+          std::make_move_iterator(outputs->begin() + offset[i + 1]));
+      answers.push_back(std::move(mine));
+    }
+  } else if (batch.size() == 1) {
+    answers.push_back(outputs.status());
+  } else {
+    // Requests were validated alone, so a merged pass should not fail; if it
+    // does, run them one by one so one request cannot fail the others.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      ++passes;
+      answers.push_back(
+          CallForward(forward_, absl::MakeConstSpan(tasks).subspan(
+                                    offset[i], offset[i + 1] - offset[i])));
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.forward_passes += passes;
+    stats_.requests_run += batch.size();
+    stats_.sequences_run += tasks.size();
+    stats_.max_requests_in_pass = std::max<int64_t>(
+        stats_.max_requests_in_pass, static_cast<int64_t>(batch.size()));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done(std::move(answers[i]));
+  }
+}
+
+}  // namespace attnserve

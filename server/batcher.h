@@ -1,0 +1,119 @@
+// Dynamic batching in front of one Encoder: a bounded queue of requests and
+// ONE inference thread that merges whatever is queued into the next forward
+// pass, up to a token budget.
+//
+// Free of gRPC and protobuf on purpose: a request is a list of SequenceTasks,
+// a deadline, a cancellation probe and a completion callback, so the batcher
+// can be tested with a fake forward function.
+//
+// Threads: Submit(), Shutdown(), Pause(), Resume() and the accessors may be
+// called from any thread. The forward function and every `done` callback run
+// on the inference thread (never inside Submit).
+#ifndef ATTNSERVE_SERVER_BATCHER_H_
+#define ATTNSERVE_SERVER_BATCHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "model/encoder.h"
+
+namespace attnserve {
+
+struct BatcherOptions {
+  // Token budget of one forward pass: queued requests are merged (in arrival
+  // order) while their tokens fit. A single request larger than the budget
+  // runs alone; the per-request limit is checked before it gets here.
+  int64_t max_batch_tokens = 8192;
+  // Requests waiting for the inference thread; one more is refused with
+  // RESOURCE_EXHAUSTED instead of growing the queue.
+  int max_queue_requests = 1024;
+};
+
+// Runs one batch; the server passes Encoder::Forward, tests a fake.
+using ForwardFn = std::function<absl::StatusOr<std::vector<SequenceOutput>>(
+    absl::Span<const SequenceTask>)>;
+
+class Batcher {
+ public:
+  struct Request {
+    std::vector<SequenceTask> tasks;  // at least one
+    // Past this the request is answered DEADLINE_EXCEEDED instead of run.
+    absl::Time deadline = absl::InfiniteFuture();
+    // Polled just before the request would run; true → answered CANCELLED.
+    std::function<bool()> is_cancelled;
+    // Called exactly once, on the inference thread, with one output per task
+    // (in order) or the reason there are none.
+    std::function<void(absl::StatusOr<std::vector<SequenceOutput>>)> done;
+  };
+
+  // Counters for tests and logs; all monotonic.
+  struct Stats {
+    int64_t forward_passes = 0;  // calls of the forward function
+    int64_t requests_run =
+        0;  // requests answered with outputs or an error of the pass
+    int64_t sequences_run = 0;  // sequences that went through a pass
+    int64_t expired = 0;        // answered DEADLINE_EXCEEDED without running
+    int64_t cancelled = 0;      // answered CANCELLED without running
+    int64_t rejected_queue_full = 0;  // Submit → RESOURCE_EXHAUSTED
+    int64_t max_requests_in_pass = 0;
+  };
+
+  // Starts the inference thread.
+  Batcher(BatcherOptions options, ForwardFn forward);
+  // Shutdown() and join.
+  ~Batcher();
+
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Queues `request`. OK means it was accepted and `done` will be called
+  // exactly once. Otherwise `done` is never called: RESOURCE_EXHAUSTED when
+  // the queue is full, UNAVAILABLE after Shutdown, INVALID_ARGUMENT for a
+  // request without tasks or callback.
+  absl::Status Submit(Request request);
+
+  // Refuses new requests, answers everything already accepted (runs or drops
+  // it as usual), then joins the inference thread. Idempotent.
+  void Shutdown();
+
+  // Test hook: while paused the inference thread starts no new pass, so a
+  // test can queue several requests and see them merged deterministically.
+  // Shutdown() resumes.
+  void Pause();
+  void Resume();
+
+  int queued() const;  // requests waiting, not counting a pass in progress
+  Stats stats() const;
+
+ private:
+  void Loop();
+  // Pops the next batch (arrival order, up to the token budget) and answers
+  // expired and cancelled requests met on the way.
+  std::vector<Request> NextBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run(std::vector<Request>& batch);
+
+  const BatcherOptions options_;
+  const ForwardFn forward_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex join_mu_;  // serializes Shutdown() callers around join
+  std::thread thread_;   // the inference thread
+};
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_SERVER_BATCHER_H_

@@ -1,0 +1,164 @@
+// attnserve: serves one BERT encoder over gRPC.
+//
+//   attnserve --model=DIR [--address=0.0.0.0:50051] [--precision=fp32]
+//
+// The only place that reads flags: they fill ServerOptions and
+// EncoderOptions. SIGINT/SIGTERM: stop accepting, answer every accepted
+// request, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
+#include "model/encoder.h"
+#include "server/options.h"
+#include "server/server.h"
+
+namespace {
+const attnserve::ServerOptions kDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, model, "",
+          "Model directory in Hugging Face layout (config.json, "
+          "model.safetensors). Required.");
+ABSL_FLAG(std::string, address, kDefaults.address,
+          "host:port to listen on (port 0 = any free port).");
+ABSL_FLAG(std::string, precision, "fp32",
+          "Compute precision of the matmuls: fp32, bf16 or int8.");
+ABSL_FLAG(int64_t, max_batch_tokens, kDefaults.batcher.max_batch_tokens,
+          "Token budget of one forward pass; queued requests are merged up to "
+          "it.");
+ABSL_FLAG(int, max_queue_requests, kDefaults.batcher.max_queue_requests,
+          "Requests that may wait for the inference thread; more get "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_sequences_per_request,
+          kDefaults.limits.max_sequences_per_request,
+          "Most sequences in one Encode request.");
+ABSL_FLAG(int64_t, max_tokens_per_request,
+          kDefaults.limits.max_tokens_per_request,
+          "Most tokens (summed over sequences) in one Encode request.");
+ABSL_FLAG(int64_t, max_response_bytes, kDefaults.limits.max_response_bytes,
+          "Largest response (hidden states + attention maps) in bytes; larger "
+          "ones are refused before running with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_deadline,
+          "Deadline for calls whose client set none.");
+ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
+          "On SIGINT/SIGTERM: how long calls in flight may take before they "
+          "are cancelled.");
+
+namespace {
+
+// One line on stderr, exit 1.
+[[noreturn]] void Die(const std::string& message) {
+  std::string line = absl::StrReplaceAll(message, {{"\n", " "}});
+  std::fprintf(stderr, "attnserve: %s\n", line.c_str());
+  std::exit(1);
+}
+
+attnserve::ServerOptions OptionsFromFlags() {
+  attnserve::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
+  options.batcher.max_queue_requests = absl::GetFlag(FLAGS_max_queue_requests);
+  options.limits.max_sequences_per_request =
+      absl::GetFlag(FLAGS_max_sequences_per_request);
+  options.limits.max_tokens_per_request =
+      absl::GetFlag(FLAGS_max_tokens_per_request);
+  options.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  options.default_deadline = absl::GetFlag(FLAGS_default_timeout);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+
+  auto positive = [](const char* flag, int64_t value) {
+    if (value <= 0) Die(absl::StrCat("--", flag, "=", value, " must be > 0"));
+  };
+  positive("max_batch_tokens", options.batcher.max_batch_tokens);
+  positive("max_queue_requests", options.batcher.max_queue_requests);
+  positive("max_sequences_per_request",
+           options.limits.max_sequences_per_request);
+  positive("max_tokens_per_request", options.limits.max_tokens_per_request);
+  positive("max_response_bytes", options.limits.max_response_bytes);
+  if (options.limits.max_response_bytes >
+      (int64_t{2} << 30) - (int64_t{2} << 20)) {
+    Die("--max_response_bytes must be below 2 GiB (the gRPC message limit)");
+  }
+  if (options.default_deadline <= absl::ZeroDuration()) {
+    Die("--default_timeout must be > 0");
+  }
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves a BERT encoder over gRPC (attnserve.v1.Encoder) with per-head "
+      "attention.\nUsage: attnserve --model=DIR [--address=HOST:PORT] "
+      "[--precision=fp32|bf16|int8]");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    Die(absl::StrCat("unexpected argument \"", rest[1],
+                     "\" (flags are --name=value; see --help)"));
+  }
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  if (model_dir.empty()) Die("--model=DIR is required (see --help)");
+  attnserve::ServerOptions options = OptionsFromFlags();
+  attnserve::EncoderOptions encoder_options;
+  absl::StatusOr<attnserve::Precision> precision =
+      attnserve::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) Die(std::string(precision.status().message()));
+  encoder_options.precision = *precision;
+
+  // Every thread started from here on (OpenMP, gRPC, inference) inherits the
+  // blocked mask, so the signals reach only the sigwait() below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<attnserve::Encoder>> encoder =
+      attnserve::Encoder::Load(model_dir, encoder_options);
+  if (!encoder.ok()) {
+    Die(absl::StrCat("cannot load model from ", model_dir, ": ",
+                     encoder.status().message()));
+  }
+  const attnserve::ModelInfo info = (*encoder)->info();
+  absl::StatusOr<std::unique_ptr<attnserve::Server>> server =
+      attnserve::Server::Start(options, *std::move(encoder));
+  if (!server.ok()) Die(std::string(server.status().message()));
+
+  std::string address = options.address;
+  if (const size_t colon = address.rfind(':'); colon != std::string::npos) {
+    address = absl::StrCat(address.substr(0, colon + 1), (*server)->port());
+  }
+  std::fprintf(stderr,
+               "attnserve: serving %s (%d layers, %d heads, hidden %d, %s) on "
+               "%s\n",
+               info.name.c_str(), info.config.num_layers, info.config.num_heads,
+               info.config.hidden_size,
+               attnserve::PrecisionName(info.precision), address.c_str());
+  std::fflush(stderr);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::fprintf(stderr,
+               "attnserve: %s: no new calls; answering the accepted ones\n",
+               signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stderr);
+  (*server)->Shutdown(options.shutdown_grace);
+  const attnserve::Batcher::Stats stats = (*server)->batcher().stats();
+  std::fprintf(
+      stderr, "attnserve: stopped after %lld requests in %lld forward passes\n",
+      static_cast<long long>(stats.requests_run),
+      static_cast<long long>(stats.forward_passes));
+  server->reset();
+  return 0;
+}

@@ -1,0 +1,48 @@
+// Server configuration: plain structs with their defaults. Only main.cc reads
+// flags; tests fill these directly.
+#ifndef ATTNSERVE_SERVER_OPTIONS_H_
+#define ATTNSERVE_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/batcher.h"
+
+namespace attnserve {
+
+// What one Encode request may ask for; checked before it is queued.
+struct RequestLimits {
+  // Sequences in one EncodeRequest.
+  int max_sequences_per_request = 256;
+  // Tokens summed over the sequences of one EncodeRequest. Also the largest
+  // single pass: a request over BatcherOptions::max_batch_tokens runs alone.
+  int64_t max_tokens_per_request = 16384;
+  // Size of the tensors of one EncodeResponse (hidden states, embeddings,
+  // attention maps), computed before running: 256 MiB. The gRPC send limit is
+  // this plus kResponseHeadroomBytes for the framing.
+  int64_t max_response_bytes = int64_t{256} << 20;
+};
+
+// Added to max_response_bytes for the gRPC max send message size: protobuf
+// framing, shapes and the small fields around the tensors.
+inline constexpr int64_t kResponseHeadroomBytes = int64_t{1} << 20;
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see Server::port()).
+  std::string address = "0.0.0.0:50051";
+  RequestLimits limits;
+  BatcherOptions batcher;
+  // Deadline given to an Encode call whose client set none. A request still
+  // queued at its deadline is answered DEADLINE_EXCEEDED instead of run.
+  absl::Duration default_deadline = absl::Seconds(60);
+  // Largest EncodeRequest accepted by gRPC (token ids are 1–5 bytes each).
+  int max_receive_message_bytes = 16 << 20;
+  // Shutdown: how long in-flight calls may take to finish before gRPC
+  // cancels them.
+  absl::Duration shutdown_grace = absl::Seconds(30);
+};
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_SERVER_OPTIONS_H_

@@ -1,0 +1,297 @@
+// Batcher with a fake forward function: merging, the token budget, the
+// bounded queue, deadlines, cancellation, failures and shutdown. Deterministic:
+// Pause() holds the inference thread while requests queue, and Shutdown()
+// joins it before results are read.
+#include "server/batcher.h"
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace attnserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Output i carries hidden = {first token id of task i, number of tasks in
+// the pass}, so a test sees which task each answer came from and how it was
+// batched.
+class FakeModel {
+ public:
+  absl::StatusOr<std::vector<SequenceOutput>> Forward(
+      absl::Span<const SequenceTask> tasks) {
+    absl::MutexLock lock(&mu_);
+    pass_sizes_.push_back(static_cast<int>(tasks.size()));
+    std::vector<SequenceOutput> out;
+    for (const SequenceTask& task : tasks) {
+      if (task.token_ids[0] < 0) {
+        return absl::InvalidArgumentError("negative token id");
+      }
+      if (task.token_ids[0] == 666) throw std::runtime_error("boom");
+      SequenceOutput o;
+      o.hidden = {static_cast<float>(task.token_ids[0]),
+                  static_cast<float>(tasks.size())};
+      out.push_back(std::move(o));
+    }
+    if (drop_one_) out.pop_back();
+    return out;
+  }
+  ForwardFn fn() {
+    return [this](absl::Span<const SequenceTask> t) { return Forward(t); };
+  }
+  std::vector<int> pass_sizes() {
+    absl::MutexLock lock(&mu_);
+    return pass_sizes_;
+  }
+  void set_drop_one() { drop_one_ = true; }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int> pass_sizes_ ABSL_GUARDED_BY(mu_);
+  bool drop_one_ = false;
+};
+
+// Collects the answer of one request.
+struct Answer {
+  absl::Mutex mu;
+  int calls = 0;
+  absl::StatusOr<std::vector<SequenceOutput>> result =
+      absl::UnknownError("not answered");
+};
+
+// A request with one task per first-token id, each `length` tokens long.
+Batcher::Request MakeRequest(std::vector<int> first_ids, Answer* answer,
+                             int length = 3) {
+  Batcher::Request r;
+  for (int id : first_ids) {
+    SequenceTask task;
+    task.token_ids.assign(length, 1);
+    task.token_ids[0] = id;
+    r.tasks.push_back(std::move(task));
+  }
+  r.done = [answer](absl::StatusOr<std::vector<SequenceOutput>> out) {
+    absl::MutexLock lock(&answer->mu);
+    ++answer->calls;
+    answer->result = std::move(out);
+  };
+  return r;
+}
+
+std::vector<float> FirstIds(const Answer& a) {
+  std::vector<float> ids;
+  for (const SequenceOutput& o : *a.result) ids.push_back(o.hidden[0]);
+  return ids;
+}
+
+TEST(BatcherTest, AnswersOneRequest) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  Answer a;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({7, 8}, &a)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(a.calls, 1);
+  ASSERT_TRUE(a.result.ok()) << a.result.status();
+  EXPECT_THAT(FirstIds(a), ElementsAre(7, 8));
+  EXPECT_EQ(batcher.stats().forward_passes, 1);
+  EXPECT_EQ(batcher.stats().sequences_run, 2);
+}
+
+TEST(BatcherTest, MergesQueuedRequestsIntoOnePass) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  batcher.Pause();
+  Answer a, b, c;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({1}, &a)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({2, 3}, &b)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({4}, &c)).ok());
+  EXPECT_EQ(batcher.queued(), 3);
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_THAT(model.pass_sizes(), ElementsAre(4));
+  EXPECT_THAT(FirstIds(a), ElementsAre(1));
+  EXPECT_THAT(FirstIds(b), ElementsAre(2, 3));
+  EXPECT_THAT(FirstIds(c), ElementsAre(4));
+  const Batcher::Stats stats = batcher.stats();
+  EXPECT_EQ(stats.forward_passes, 1);
+  EXPECT_EQ(stats.requests_run, 3);
+  EXPECT_EQ(stats.max_requests_in_pass, 3);
+}
+
+TEST(BatcherTest, KeepsToTheTokenBudgetInArrivalOrder) {
+  FakeModel model;
+  BatcherOptions options;
+  options.max_batch_tokens = 8;
+  Batcher batcher(options, model.fn());
+  batcher.Pause();
+  Answer a, b, c, d;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({1}, &a, 4)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({2}, &b, 4)).ok());   // fits: 8
+  ASSERT_TRUE(batcher.Submit(MakeRequest({3}, &c, 20)).ok());  // over alone
+  ASSERT_TRUE(batcher.Submit(MakeRequest({4}, &d, 1)).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  // {a, b}, then c alone although it is over the budget, then d.
+  EXPECT_THAT(model.pass_sizes(), ElementsAre(2, 1, 1));
+  for (Answer* x : {&a, &b, &c, &d}) {
+    EXPECT_EQ(x->calls, 1);
+    EXPECT_TRUE(x->result.ok());
+  }
+}
+
+TEST(BatcherTest, FullQueueIsResourceExhausted) {
+  FakeModel model;
+  BatcherOptions options;
+  options.max_queue_requests = 2;
+  Batcher batcher(options, model.fn());
+  batcher.Pause();
+  Answer a, b, c;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({1}, &a)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({2}, &b)).ok());
+  absl::Status refused = batcher.Submit(MakeRequest({3}, &c));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), HasSubstr("queue is full"));
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_EQ(a.calls, 1);
+  EXPECT_EQ(b.calls, 1);
+  EXPECT_EQ(c.calls, 0);  // refused requests are never called back
+  EXPECT_EQ(batcher.stats().rejected_queue_full, 1);
+}
+
+TEST(BatcherTest, DropsExpiredAndCancelledRequestsWithoutRunningThem) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  batcher.Pause();
+  Answer expired, cancelled, fine;
+  Batcher::Request r1 = MakeRequest({1}, &expired);
+  r1.deadline = absl::Now() - absl::Seconds(1);
+  Batcher::Request r2 = MakeRequest({2}, &cancelled);
+  r2.is_cancelled = [] { return true; };
+  Batcher::Request r3 = MakeRequest({3}, &fine);
+  r3.is_cancelled = [] { return false; };
+  r3.deadline = absl::Now() + absl::Hours(1);
+  ASSERT_TRUE(batcher.Submit(std::move(r1)).ok());
+  ASSERT_TRUE(batcher.Submit(std::move(r2)).ok());
+  ASSERT_TRUE(batcher.Submit(std::move(r3)).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_EQ(expired.result.status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(cancelled.result.status().code(), absl::StatusCode::kCancelled);
+  ASSERT_TRUE(fine.result.ok());
+  EXPECT_THAT(model.pass_sizes(), ElementsAre(1));
+  EXPECT_EQ(batcher.stats().expired, 1);
+  EXPECT_EQ(batcher.stats().cancelled, 1);
+}
+
+TEST(BatcherTest, FailedMergedPassIsRetriedPerRequest) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  batcher.Pause();
+  Answer good1, bad, good2;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({1}, &good1)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({-1}, &bad)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({2}, &good2)).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_THAT(model.pass_sizes(), ElementsAre(3, 1, 1, 1));
+  ASSERT_TRUE(good1.result.ok());
+  EXPECT_THAT(FirstIds(good1), ElementsAre(1));
+  EXPECT_EQ(bad.result.status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(good2.result.ok());
+  EXPECT_THAT(FirstIds(good2), ElementsAre(2));
+}
+
+TEST(BatcherTest, ExceptionsAndWrongOutputCountsBecomeInternal) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  Answer thrown;
+  ASSERT_TRUE(batcher.Submit(MakeRequest({666}, &thrown)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(thrown.result.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(thrown.result.status().message(), HasSubstr("boom"));
+
+  FakeModel short_model;
+  short_model.set_drop_one();
+  Batcher batcher2({}, short_model.fn());
+  Answer shorted;
+  ASSERT_TRUE(batcher2.Submit(MakeRequest({1, 2}, &shorted)).ok());
+  batcher2.Shutdown();
+  EXPECT_EQ(shorted.result.status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(BatcherTest, ShutdownAnswersEverythingAcceptedThenRefuses) {
+  FakeModel model;
+  BatcherOptions options;
+  options.max_batch_tokens = 6;  // two 3-token requests per pass
+  Batcher batcher(options, model.fn());
+  batcher.Pause();
+  std::vector<std::unique_ptr<Answer>> answers;
+  for (int i = 0; i < 5; ++i) {
+    answers.push_back(std::make_unique<Answer>());
+    ASSERT_TRUE(batcher.Submit(MakeRequest({i}, answers.back().get())).ok());
+  }
+  batcher.Shutdown();  // resumes, drains, joins
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(answers[i]->calls, 1);
+    ASSERT_TRUE(answers[i]->result.ok());
+    EXPECT_THAT(FirstIds(*answers[i]), ElementsAre(i));
+  }
+  EXPECT_THAT(model.pass_sizes(), ElementsAre(2, 2, 1));
+  Answer late;
+  EXPECT_EQ(batcher.Submit(MakeRequest({9}, &late)).code(),
+            absl::StatusCode::kUnavailable);
+  batcher.Shutdown();  // idempotent
+}
+
+TEST(BatcherTest, RefusesMalformedRequests) {
+  FakeModel model;
+  Batcher batcher({}, model.fn());
+  Batcher::Request no_tasks;
+  no_tasks.done = [](absl::StatusOr<std::vector<SequenceOutput>>) {};
+  EXPECT_EQ(batcher.Submit(std::move(no_tasks)).code(),
+            absl::StatusCode::kInvalidArgument);
+  Answer a;
+  Batcher::Request no_callback = MakeRequest({1}, &a);
+  no_callback.done = nullptr;
+  EXPECT_EQ(batcher.Submit(std::move(no_callback)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BatcherTest, ManyThreadsSubmittingAllGetTheirOwnAnswers) {
+  FakeModel model;
+  BatcherOptions options;
+  options.max_batch_tokens = 12;
+  Batcher batcher(options, model.fn());
+  constexpr int kThreads = 4, kPerThread = 25;
+  std::vector<std::unique_ptr<Answer>> answers;
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    answers.push_back(std::make_unique<Answer>());
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int id = t * kPerThread + i;
+        ASSERT_TRUE(batcher.Submit(MakeRequest({id}, answers[id].get())).ok());
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  batcher.Shutdown();
+  for (int id = 0; id < kThreads * kPerThread; ++id) {
+    EXPECT_EQ(answers[id]->calls, 1);
+    ASSERT_TRUE(answers[id]->result.ok());
+    EXPECT_THAT(FirstIds(*answers[id]), ElementsAre(id));
+  }
+  EXPECT_EQ(batcher.stats().requests_run, kThreads * kPerThread);
+}
+
+}  // namespace
+}  // namespace attnserve
