@@ -3,14 +3,17 @@
 // truncation of Hugging Face's BertTokenizer, and byte offsets into the
 // caller's text.
 //
-// Deliberate differences from Hugging Face (all three follow Google's code):
+// Deliberate differences from Hugging Face (the first three follow Google's
+// code, the last transformers' Python tokenizer):
 // - "[CLS]", "[MASK]", ... typed in the text are ordinary text ("[", "cls",
 //   "]"), never special tokens: a client cannot inject them.
-// - No NFC pass before splitting (transformers >= 4.32 added one to its slow
+// - No NFC pass before splitting (recent transformers added one to its slow
 //   tokenizer); it only matters for do_lower_case=false with decomposed input.
 // - Lower-casing follows Python's str.lower(), including the final sigma
 //   (word-final "Σ" becomes "ς"); Hugging Face's fast tokenizer maps every
 //   "Σ" to "σ".
+// - Truncation breaks a tie as BertTokenizer does (from B), not as
+//   BertTokenizerFast does (see TruncateLongestFirst in tokenizer.cc).
 //
 // Threads: Load() and FromVocab() may run on any thread; the result is
 // immutable and its const methods may be called from many threads at once.
