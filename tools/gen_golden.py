@@ -56,6 +56,30 @@ row-major / C order, with "shape" giving the dimensions):
   ]
 }
 
+tiny_bert/golden_head_mask.json (F32 weights only): the same model with heads switched off
+as Hugging Face's head_mask does (Michel et al. 2019): a masked head's attention probs are
+multiplied by 0 before .V, i.e. its context is zeroed before the output projection.
+
+{
+  "format": "attnserve-golden-head-mask-v1",
+  "generator": "tools/gen_golden.py",
+  "reference_precision": "float64",
+  "config": {...as above...},
+  "cases": [                             # 3 entries, in this order:
+    {                                    #   layer0_head1, layer1_all, all_heads
+      "name": "layer0_head1",
+      "head_mask": {"shape": [L, NH], "data": [L*NH ints]},  # 1 = head switched off
+      "sequences": [                     # len5, len12, pair9 (as in golden.json)
+        {"name", "length", "token_ids", "token_type_ids", "last_hidden_state",
+         "attentions", "pooler_output", "mean_pooled"}  # as in golden.json, with the mask;
+      ]                                  # attentions are the probs BEFORE masking (so
+    }, ...                               # layers up to the first masked one equal
+  ]                                      # golden.json's, later layers do not)
+}
+
+The script checks each masked result against a second construction: the unmasked model
+with the masked heads' columns of attention.output.dense.weight set to zero (to 1e-12).
+
 Each sequence is encoded ALONE (no padding). The script also encodes all of them as one
 padded batch with an additive attention mask and asserts the results match to 1e-5, and
 re-runs the encoder layers through torch.nn.TransformerEncoderLayer / MultiheadAttention
@@ -169,12 +193,16 @@ def round_to(w, dtype):
 
 # --------------------------------------------------------------------------- model
 
-def bert_forward(w, cfg, ids, type_ids, mask=None):
+def bert_forward(w, cfg, ids, type_ids, mask=None, head_mask=None):
     """Plain BERT forward (Hugging Face BertModel semantics, eval mode).
 
     ids, type_ids: (B, T) int64. mask: (B, T) 1 = real token, 0 = padding, or None.
+    head_mask: (L, NH) 1 = head switched off, or None. Hugging Face's head_mask (where
+    1 = keep) multiplies the probs by it before .V; here the probs are multiplied by
+    (1 - head_mask), the same thing with attnserve's convention.
     w: dict of tensors in the compute dtype. Returns (hidden (B,T,H), attentions list of
-    (B,NH,T,T) per layer, pooled (B,H)).
+    (B,NH,T,T) per layer, pooled (B,H)). The attentions are the probs BEFORE head masking
+    (attnserve returns those; Hugging Face's output_attentions returns them masked).
     """
     B, T = ids.shape
     H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -213,7 +241,11 @@ def bert_forward(w, cfg, ids, type_ids, mask=None):
             scores = scores + add_mask
         probs = torch.softmax(scores, dim=-1)
         attentions.append(probs)
-        ctx = (probs @ v).permute(0, 2, 1, 3).reshape(B, T, H)
+        if head_mask is not None:
+            keep = (1 - head_mask[i]).to(dt)[None, :, None, None]  # (1, NH, 1, 1)
+            ctx = ((probs * keep) @ v).permute(0, 2, 1, 3).reshape(B, T, H)
+        else:
+            ctx = (probs @ v).permute(0, 2, 1, 3).reshape(B, T, H)
         x = ln(lin(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
         inter = F.gelu(lin(x, p + "intermediate.dense"))  # erf GELU
         x = ln(lin(inter, p + "output.dense") + x, p + "output.LayerNorm")
@@ -489,6 +521,89 @@ def write_variant(dirname, w32_orig, cfg, seqs, dtype, prefix, torch_dtype_name)
     return w
 
 
+HEAD_MASK_SEQUENCES = ("len5", "len12", "pair9")
+
+
+def head_mask_cases(cfg):
+    """(name, (L, NH) int64 mask with 1 = switched off), in golden order."""
+    L, NH = cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    one = torch.zeros(L, NH, dtype=torch.int64)
+    one[0, 1] = 1
+    layer = torch.zeros(L, NH, dtype=torch.int64)
+    layer[1, :] = 1
+    return [("layer0_head1", one), ("layer1_all", layer),
+            ("all_heads", torch.ones(L, NH, dtype=torch.int64))]
+
+
+def write_head_mask_golden(dirname, w32, cfg, seqs):
+    """Masked-head goldens for the F32 variant; see the docstring for the layout."""
+    wd = {k: v.to(torch.float64) for k, v in w32.items()}
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    dh = H // NH
+    chosen = [s for s in seqs if s[0] in HEAD_MASK_SEQUENCES]
+    assert [s[0] for s in chosen] == list(HEAD_MASK_SEQUENCES)
+    cases = []
+    worst = 0.0
+    for case, head_mask in head_mask_cases(cfg):
+        # Second construction: zero the masked heads' columns of the output projection.
+        wz = dict(wd)
+        for l, h in head_mask.nonzero().tolist():
+            name = "encoder.layer.%d.attention.output.dense.weight" % l
+            wz[name] = wz[name].clone()
+            wz[name][:, h * dh:(h + 1) * dh] = 0
+        out = []
+        for name, ids, types in chosen:
+            T = len(ids)
+            idt, tyt = torch.tensor([ids]), torch.tensor([types])
+            hid, att, pooled = bert_forward(wd, cfg, idt, tyt, head_mask=head_mask)
+            hid_z, att_z, pooled_z = bert_forward(wz, cfg, idt, tyt)
+            _, att_plain, _ = bert_forward(wd, cfg, idt, tyt)
+            att = torch.stack([a[0] for a in att])  # (L, NH, T, T) before masking
+            att_z = torch.stack([a[0] for a in att_z])
+            d = max(float((hid[0] - hid_z[0]).abs().max()),
+                    float((att - att_z).abs().max()),
+                    float((pooled - pooled_z).abs().max()))
+            assert d < 1e-12, "head mask vs zeroed columns differ for %s %s: %g" % (
+                case, name, d)
+            worst = max(worst, d)
+            # Up to and including the first masked layer the maps are the unmasked ones.
+            first = int(head_mask.nonzero()[0, 0])
+            for l in range(first + 1):
+                assert torch.equal(att[l], att_plain[l][0]), (case, name, l)
+            out.append({
+                "name": name,
+                "length": T,
+                "token_ids": list(ids),
+                "token_type_ids": list(types),
+                "last_hidden_state": arr(hid[0]),
+                "attentions": arr(att),
+                "pooler_output": arr(pooled[0]),
+                "mean_pooled": arr(hid[0].mean(dim=0)),
+            })
+        cases.append({
+            "name": case,
+            "head_mask": {"shape": list(head_mask.shape),
+                          "data": head_mask.reshape(-1).tolist()},
+            "sequences": out,
+        })
+    doc = {
+        "format": "attnserve-golden-head-mask-v1",
+        "generator": "tools/gen_golden.py",
+        "reference_precision": "float64",
+        "config": {k: cfg[k] for k in (
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size",
+            "layer_norm_eps")},
+        "cases": cases,
+    }
+    path = os.path.join(OUT_ROOT, dirname, "golden_head_mask.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+    print("%-24s head masks %s: vs zeroed output columns %.2g"
+          % (dirname, ", ".join(c["name"] for c in cases), worst))
+
+
 def main():
     if not os.path.isdir(OUT_ROOT) or not os.path.isdir("tools"):
         sys.exit("run from the repo root: /usr/bin/python3 tools/gen_golden.py")
@@ -499,6 +614,7 @@ def main():
     w32 = init_weights(cfg)
     seqs = make_sequences(cfg)
     write_variant("tiny_bert", w32, cfg, seqs, "F32", "", "float32")
+    write_head_mask_golden("tiny_bert", w32, cfg, seqs)
     w16 = write_variant("tiny_bert_f16", w32, cfg, seqs, "F16", "", "float16")
     wbf = write_variant("tiny_bert_bf16_prefixed", w32, cfg, seqs, "BF16", "bert.",
                         "bfloat16")
