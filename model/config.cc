@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -53,9 +54,12 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
       GetInt(j, file, "type_vocab_size", false, &c.type_vocab_size));
   RETURN_IF_ERROR(GetInt(j, file, "pad_token_id", false, &c.pad_token_id));
   if (auto it = j.find("layer_norm_eps"); it != j.end()) {
-    if (!it->is_number() || it->get<double>() <= 0) {
+    // Checked as a float: 1e300 would become inf and 1e-50 zero.
+    if (!it->is_number() || !(it->get<double>() > 0) ||
+        it->get<double>() > std::numeric_limits<float>::max() ||
+        !(static_cast<float>(it->get<double>()) > 0)) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: key \"layer_norm_eps\" must be a positive number, got %s", file,
+          "%s: key \"layer_norm_eps\" must be a positive float, got %s", file,
           it->dump()));
     }
     c.layer_norm_eps = it->get<float>();

@@ -129,11 +129,12 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
           d.get<uint64_t>() > (uint64_t{1} << 40)) {
         return Corrupt(path, where + ": bad shape " + entry["shape"].dump());
       }
-      t.shape.push_back(d.get<int64_t>());
-      elements *= d.get<uint64_t>();
-      if (elements > (uint64_t{1} << 40)) {
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && elements > (uint64_t{1} << 40) / dim) {
         return Corrupt(path, where + ": shape too large");
       }
+      t.shape.push_back(static_cast<int64_t>(dim));
+      elements *= dim;
     }
     const Json& off = entry["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {

@@ -95,7 +95,13 @@ class Reader {
  public:
   Reader(const SafetensorsFile& file, const ModelConfig& config)
       : file_(file), config_(config) {
-    prefix_ = file.Find("bert.embeddings.word_embeddings.weight") ? "bert." : "";
+    // BertFor* checkpoints prefix every encoder tensor with "bert.".
+    for (const auto& [name, t] : file.tensors()) {
+      if (name.rfind("bert.", 0) == 0) {
+        prefix_ = "bert.";
+        break;
+      }
+    }
   }
 
   bool Has(const std::string& name) const {
@@ -169,12 +175,14 @@ absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
   for (const Spec& s : GlobalSpecs()) {
     RETURN_IF_ERROR(reader.Read(s.name, s, &(w.*s.global)));
   }
-  w.layers.resize(config.num_layers);
+  // Layers grow as their tensors are found, so a huge num_hidden_layers in
+  // config.json ends in "missing tensor", not in a huge allocation.
   for (int i = 0; i < config.num_layers; ++i) {
+    LayerWeights layer;
     for (const Spec& s : LayerSpecs()) {
-      RETURN_IF_ERROR(reader.Read(LayerPrefix(i) + s.name, s,
-                                  &(w.layers[i].*s.layer)));
+      RETURN_IF_ERROR(reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
     }
+    w.layers.push_back(std::move(layer));
   }
   // The pooler is optional, but half a pooler is a corrupt checkpoint.
   const bool has_weight = reader.Has(PoolerSpecs()[0].name);
