@@ -1,0 +1,68 @@
+// Which heads matter for some sentences: mask each head alone (and each whole
+// layer), and measure how far the pooled output moves (Michel et al. 2019,
+// "Are Sixteen Heads Really Better than One?", with cosine distance of the
+// pooled output in place of a task loss).
+//
+// Threads: RankHeads runs Encoder::Forward, so it must be called where
+// Forward may be called (the server's inference thread).
+#ifndef ATTNSERVE_MODEL_HEAD_RANKING_H_
+#define ATTNSERVE_MODEL_HEAD_RANKING_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/encoder.h"
+
+namespace attnserve {
+
+struct RankHeadsLimits {
+  // Tokens of one batched Forward call: the ablation tasks are packed into
+  // calls of at most this many tokens (a task longer than this runs alone).
+  // The encoder keeps scratch for its largest call (≈ 28 KB per token for
+  // BERT-base), so pass the server's max batch tokens (its default is 8192).
+  int64_t tokens_per_pass = 8192;
+  // Cap on the whole request's work, Σ_seq T·(1 + L·H + L) tokens of forward
+  // passes; ≈ 0.8 ms per token for BERT-base fp32 on 2 cores, so the default
+  // is ≈ 25 s (e.g. one 16-token sentence is 2 512 tokens of work).
+  int64_t max_ablation_tokens = 32768;
+};
+
+// One input sequence, as the tokenizer makes it.
+struct RankSequence {
+  std::vector<int32_t> token_ids;       // (T) including [CLS]/[SEP]
+  std::vector<int32_t> token_type_ids;  // (T), or empty = all 0
+};
+
+struct HeadImportance {
+  int layer = 0;
+  int head = 0;  // -1 in HeadRanking::layers: all heads of the layer
+  // Mean over sequences of 1 − cos(pooled with the head(s) masked, pooled
+  // unmasked); 0 = no effect, up to 2. A zero pooled vector counts as
+  // cos = 1 against another zero vector and 0 against anything else.
+  double importance = 0;
+};
+
+struct HeadRanking {
+  std::vector<HeadImportance> heads;   // (L·H) most important first
+  std::vector<HeadImportance> layers;  // (L) most important first
+  // Ties keep (layer, head) order. What was run:
+  int64_t forward_passes = 0;   // Forward calls
+  int64_t ablation_tokens = 0;  // Σ_seq T·(1 + L·H + L)
+};
+
+// Runs, per sequence, 1 unmasked task, L·H tasks with one head masked and L
+// tasks with one layer's heads masked, packed into batched Forward calls.
+// InvalidArgument for no sequences, a sequence the encoder would refuse
+// (empty, too long, ids out of range), pooling kNone, kPooler without pooler
+// weights, or non-positive limits; ResourceExhausted when the work exceeds
+// limits.max_ablation_tokens (the message says how much to cut).
+absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
+                                      absl::Span<const RankSequence> sequences,
+                                      PoolingMode pooling = PoolingMode::kMean,
+                                      const RankHeadsLimits& limits = {});
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_HEAD_RANKING_H_

@@ -1,0 +1,343 @@
+// RankHeads on a checkpoint built so the answer is known, against an
+// independent one-ablation-per-Forward computation, and its refusals.
+#include "model/head_ranking.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/demo_model.h"
+#include "model/weights.h"
+#include "tests/golden.h"
+
+namespace attnserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Data(const std::string& sub) {
+  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::string dir = ::testing::TempDir() + prefix + ".XXXXXX";
+  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
+  return dir;
+}
+
+// 2 layers × 4 heads, hidden 32. Every head's columns of the attention output
+// projection are zero except head kHead of layer kLayer, whose columns are
+// large: masking any other head (or layer 0) changes nothing downstream.
+constexpr int kLayer = 1, kHead = 2;
+
+std::string WriteOneHeadModel() {
+  ModelConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = 32;
+  const int64_t h = c.hidden_size, d = c.head_size();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> weight(0.f, 0.2f), large(0.f, 1.f);
+  std::map<std::string, HostTensor> tensors;
+  for (const NamedShape& ns : WeightTable(c, /*with_pooler=*/true)) {
+    HostTensor t{ns.shape, {}};
+    int64_t n = 1;
+    for (int64_t dim : ns.shape) n *= dim;
+    const bool gamma = ns.name.find("LayerNorm.weight") != std::string::npos;
+    t.values.resize(n);
+    for (float& v : t.values) v = gamma ? 1.f : weight(rng);
+    tensors.emplace(ns.name, std::move(t));
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    // (H, H) rows = output features, columns = concatenated heads' features.
+    std::vector<float>& w = tensors
+                                .at("encoder.layer." + std::to_string(l) +
+                                    ".attention.output.dense.weight")
+                                .values;
+    for (int64_t row = 0; row < h; ++row) {
+      for (int64_t col = 0; col < h; ++col) {
+        const bool kept = l == kLayer && col / d == kHead;
+        w[row * h + col] = kept ? large(rng) : 0.f;
+      }
+    }
+  }
+  const std::string dir = MakeTempDir("one_head_model");
+  EXPECT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
+  std::ofstream(dir + "/config.json") << ConfigJson(c);
+  return dir;
+}
+
+std::unique_ptr<Encoder> Load(const std::string& dir) {
+  auto encoder = Encoder::Load(dir);
+  EXPECT_TRUE(encoder.ok()) << encoder.status();
+  return encoder.ok() ? std::move(*encoder) : nullptr;
+}
+
+std::vector<RankSequence> GoldenSequences() {
+  std::vector<RankSequence> out;
+  for (const auto& g : testing::ReadGolden(Data("tiny_bert/golden.json"))) {
+    if (g.name == "len5" || g.name == "len12" || g.name == "pair9") {
+      out.push_back({g.token_ids, g.token_type_ids});
+    }
+  }
+  return out;
+}
+
+// Most important first; equal importances in (layer, head) order.
+void ExpectOrdered(const std::vector<HeadImportance>& v) {
+  for (size_t k = 1; k < v.size(); ++k) {
+    const HeadImportance &a = v[k - 1], &b = v[k];
+    EXPECT_GE(a.importance, b.importance) << k;
+    if (a.importance == b.importance) {
+      EXPECT_LT(std::make_pair(a.layer, a.head),
+                std::make_pair(b.layer, b.head))
+          << k;
+    }
+  }
+}
+
+// importance by (layer, head); head −1 for whole layers.
+std::map<std::pair<int, int>, double> ByHead(
+    const std::vector<HeadImportance>& v) {
+  std::map<std::pair<int, int>, double> out;
+  for (const HeadImportance& x : v) out[{x.layer, x.head}] = x.importance;
+  return out;
+}
+
+TEST(RankHeadsTest, FindsTheOnlyHeadThatWrites) {
+  auto encoder = Load(WriteOneHeadModel());
+  ASSERT_NE(encoder, nullptr);
+  const std::vector<RankSequence> sequences = {
+      {{2, 10, 11, 12, 13, 3}, {}},
+      {{2, 20, 21, 22, 3, 30, 31, 3}, {0, 0, 0, 0, 0, 1, 1, 1}},
+  };
+  for (PoolingMode pooling :
+       {PoolingMode::kMean, PoolingMode::kCls, PoolingMode::kPooler}) {
+    SCOPED_TRACE(static_cast<int>(pooling));
+    auto ranking = RankHeads(*encoder, sequences, pooling);
+    ASSERT_TRUE(ranking.ok()) << ranking.status();
+    ASSERT_EQ(ranking->heads.size(), 8u);
+    ASSERT_EQ(ranking->layers.size(), 2u);
+    ExpectOrdered(ranking->heads);
+    ExpectOrdered(ranking->layers);
+    EXPECT_EQ(ranking->heads[0].layer, kLayer);
+    EXPECT_EQ(ranking->heads[0].head, kHead);
+    EXPECT_GT(ranking->heads[0].importance, 1e-3);
+    double rest = 0;
+    for (size_t k = 1; k < ranking->heads.size(); ++k) {
+      EXPECT_NEAR(ranking->heads[k].importance, 0.0, 1e-6) << k;
+      rest = std::max(rest, std::fabs(ranking->heads[k].importance));
+    }
+    std::printf("[ pooling %d ] head (%d, %d): %.4g, every other head ≤ %.3g\n",
+                static_cast<int>(pooling), kLayer, kHead,
+                ranking->heads[0].importance, rest);
+    EXPECT_EQ(ranking->layers[0].layer, kLayer);
+    EXPECT_EQ(ranking->layers[0].head, -1);
+    // Layer 1's other heads write nothing: masking the layer = masking kHead.
+    EXPECT_NEAR(ranking->layers[0].importance, ranking->heads[0].importance,
+                1e-6);
+    EXPECT_NEAR(ranking->layers[1].importance, 0.0, 1e-6);
+    // 2 sequences × (1 + 8 + 2) runs, 14 tokens in all, one pass.
+    EXPECT_EQ(ranking->ablation_tokens, 14 * 11);
+    EXPECT_EQ(ranking->forward_passes, 1);
+  }
+}
+
+// The reference: every ablation in its own Forward call, cos computed here.
+TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
+  auto encoder = Load(Data("tiny_bert"));
+  ASSERT_NE(encoder, nullptr);
+  const std::vector<RankSequence> sequences = GoldenSequences();
+  ASSERT_EQ(sequences.size(), 3u);
+  const int layers = 2, heads = 4;
+
+  auto batched = RankHeads(*encoder, sequences);
+  ASSERT_TRUE(batched.ok()) << batched.status();
+  RankHeadsLimits alone;
+  alone.tokens_per_pass = 1;  // every task in its own Forward call
+  auto one_by_one = RankHeads(*encoder, sequences, PoolingMode::kMean, alone);
+  ASSERT_TRUE(one_by_one.ok()) << one_by_one.status();
+  RankHeadsLimits small;
+  small.tokens_per_pass = 40;  // a few passes, cut mid-sequence
+  auto chunked = RankHeads(*encoder, sequences, PoolingMode::kMean, small);
+  ASSERT_TRUE(chunked.ok()) << chunked.status();
+  EXPECT_EQ(batched->forward_passes, 1);  // 26 tokens × 11 runs < 8192
+  EXPECT_EQ(one_by_one->forward_passes, 3 * (1 + layers * heads + layers));
+  EXPECT_GT(chunked->forward_passes, 3);
+  ExpectOrdered(batched->heads);
+  ExpectOrdered(batched->layers);
+
+  auto pooled = [&](const RankSequence& s, std::vector<uint8_t> mask) {
+    SequenceTask task;
+    task.token_ids = s.token_ids;
+    task.token_type_ids = s.token_type_ids;
+    task.head_mask = std::move(mask);
+    task.pooling = PoolingMode::kMean;
+    auto out = encoder->Forward({task});
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? (*out)[0].embedding : std::vector<float>{};
+  };
+  auto distance = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0, aa = 0, bb = 0;
+    for (size_t k = 0; k < a.size(); ++k) {
+      dot += double{a[k]} * b[k];
+      aa += double{a[k]} * a[k];
+      bb += double{b[k]} * b[k];
+    }
+    return 1.0 - dot / std::sqrt(aa * bb);
+  };
+  std::map<std::pair<int, int>, double> want;  // (layer, head or −1)
+  for (const RankSequence& s : sequences) {
+    const std::vector<float> base = pooled(s, {});
+    for (int l = 0; l < layers; ++l) {
+      std::vector<uint8_t> whole(layers * heads, 0);
+      for (int h = 0; h < heads; ++h) {
+        std::vector<uint8_t> mask(layers * heads, 0);
+        mask[l * heads + h] = whole[l * heads + h] = 1;
+        want[{l, h}] += distance(pooled(s, mask), base) / sequences.size();
+      }
+      want[{l, -1}] += distance(pooled(s, whole), base) / sequences.size();
+    }
+  }
+
+  const auto b = ByHead(batched->heads), o = ByHead(one_by_one->heads),
+             c = ByHead(chunked->heads);
+  const auto bl = ByHead(batched->layers), ol = ByHead(one_by_one->layers),
+             cl = ByHead(chunked->layers);
+  ASSERT_EQ(b.size(), 8u);
+  ASSERT_EQ(bl.size(), 2u);
+  double spread = 0;
+  for (const auto& [key, value] : want) {
+    SCOPED_TRACE(::testing::Message() << key.first << "," << key.second);
+    const auto& got = key.second < 0 ? bl : b;
+    const auto& alone_got = key.second < 0 ? ol : o;
+    EXPECT_NEAR(got.at(key), value, 1e-6);
+    EXPECT_NEAR(alone_got.at(key), value, 1e-6);
+    EXPECT_NEAR(got.at(key), alone_got.at(key), 1e-6);
+    EXPECT_NEAR((key.second < 0 ? cl : c).at(key), value, 1e-6);
+    spread = std::max(spread, value);
+  }
+  EXPECT_GT(spread, 1e-3);  // the random model's heads do matter
+}
+
+TEST(RankHeadsTest, RefusesBadRequests) {
+  auto encoder = Load(Data("tiny_bert"));
+  ASSERT_NE(encoder, nullptr);
+  const RankSequence good = {{2, 10, 11, 3}, {}};
+  auto refuse = [&](std::vector<RankSequence> seqs, absl::StatusCode code,
+                    std::vector<std::string> words,
+                    PoolingMode pooling = PoolingMode::kMean,
+                    RankHeadsLimits limits = {}) {
+    auto r = RankHeads(*encoder, seqs, pooling, limits);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), code) << r.status();
+    for (const std::string& w : words) {
+      EXPECT_THAT(r.status().message(), HasSubstr(w));
+    }
+  };
+  using absl::StatusCode;
+  refuse({}, StatusCode::kInvalidArgument, {"no sequences"});
+  refuse({good, {{}, {}}}, StatusCode::kInvalidArgument,
+         {"sequences[1]", "no tokens"});
+  refuse({good, {{2, 99, 3}, {}}}, StatusCode::kInvalidArgument,
+         {"sequences[1]", "token id 99 at 1 is outside [0, 99)"});
+  refuse({{{2, 10, 3}, {0, 1}}}, StatusCode::kInvalidArgument,
+         {"sequences[0]", "2 token_type_ids for 3 tokens"});
+  refuse({{{2, 10, 3}, {0, 2, 0}}}, StatusCode::kInvalidArgument,
+         {"token type id 2 at 1"});
+  refuse({{std::vector<int32_t>(41, 5), {}}}, StatusCode::kInvalidArgument,
+         {"length 41 exceeds max_position_embeddings 40"});
+  refuse({good}, StatusCode::kInvalidArgument, {"needs a pooled output"},
+         PoolingMode::kNone);
+  RankHeadsLimits zero;
+  zero.tokens_per_pass = 0;
+  refuse({good}, StatusCode::kInvalidArgument, {"tokens_per_pass 0"},
+         PoolingMode::kMean, zero);
+
+  // Too much work: 2 sequences × 4 tokens × (1 + 8 + 2) = 88 tokens > 80.
+  RankHeadsLimits tight;
+  tight.max_ablation_tokens = 80;
+  refuse({good, good}, StatusCode::kResourceExhausted,
+         {"2 sequences of 8 tokens", "need 88 tokens of forward passes",
+          "runs 11 times", "limit of 80", "at most 7 tokens in all"},
+         PoolingMode::kMean, tight);
+  tight.max_ablation_tokens = 88;  // exactly at the limit is fine
+  EXPECT_TRUE(
+      RankHeads(*encoder, {good, good}, PoolingMode::kMean, tight).ok());
+
+  // The default limit refuses a long request before running anything.
+  std::vector<RankSequence> many(80, {std::vector<int32_t>(40, 5), {}});
+  refuse(many, StatusCode::kResourceExhausted, {"limit of 32768"});
+
+  // A checkpoint without pooler weights cannot pool with the pooler.
+  const std::string dir = MakeTempDir("no_pooler_model");
+  DemoModelOptions options;
+  options.hidden_size = 16;
+  options.num_layers = 1;
+  options.num_heads = 2;
+  options.intermediate_size = 32;
+  options.with_pooler = false;
+  ASSERT_TRUE(WriteDemoModel(dir, options).ok());
+  auto no_pooler = Load(dir);
+  ASSERT_NE(no_pooler, nullptr);
+  auto r = RankHeads(*no_pooler, {good}, PoolingMode::kPooler);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("no pooler weights"));
+  EXPECT_TRUE(RankHeads(*no_pooler, {good}, PoolingMode::kCls).ok());
+}
+
+// BERT-base shape (12 × 12 heads, hidden 768), random weights, one 16-token
+// sentence: 2 512 tokens of ablations. Writes ≈ 340 MB to a temp dir, so it
+// is opt-in:  head_ranking_test --gtest_also_run_disabled_tests
+//             --gtest_filter='*BertBase*'
+TEST(RankHeadsTest, DISABLED_BertBaseOneSentenceTiming) {
+  const char* env = std::getenv("ATTNSERVE_BERT_BASE_DIR");
+  const std::string dir = env ? env : ::testing::TempDir() + "bert_base_random";
+  struct stat st;
+  if (::stat((dir + "/config.json").c_str(), &st) != 0) {
+    DemoModelOptions options;
+    options.hidden_size = 768;
+    options.num_layers = 12;
+    options.num_heads = 12;
+    options.intermediate_size = 3072;
+    ASSERT_TRUE(WriteDemoModel(dir, options).ok());
+  }
+  auto encoder = Load(dir);
+  ASSERT_NE(encoder, nullptr);
+  std::vector<int32_t> ids = {2};
+  for (int k = 0; k < 14; ++k) ids.push_back(100 + k);
+  ids.push_back(3);
+  const std::vector<RankSequence> sentence = {{ids, {}}};
+  for (int64_t budget : {8192, 2048, 1024}) {
+    RankHeadsLimits limits;
+    limits.tokens_per_pass = budget;
+    for (int run = 0; run < 3; ++run) {  // the first run creates primitives
+      const auto start = std::chrono::steady_clock::now();
+      auto ranking = RankHeads(*encoder, sentence, PoolingMode::kMean, limits);
+      const double s = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      ASSERT_TRUE(ranking.ok()) << ranking.status();
+      std::printf(
+          "[ BERT-base RankHeads ] 1×16 tokens, %d tokens/pass, run %d: %.2f s "
+          "(%lld passes, %lld tokens); top head (%d, %d) %.4g\n",
+          int(budget), run, s, (long long)ranking->forward_passes,
+          (long long)ranking->ablation_tokens, ranking->heads[0].layer,
+          ranking->heads[0].head, ranking->heads[0].importance);
+      EXPECT_LT(s, 30.0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnserve
