@@ -67,15 +67,13 @@ void SortByImportance(std::vector<HeadImportance>* v) {
 
 }  // namespace
 
-absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
-                                      absl::Span<const RankSequence> sequences,
-                                      PoolingMode pooling,
-                                      const RankHeadsLimits& limits) {
-  const ModelInfo& info = encoder.info();
+absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
+    const ModelInfo& info, std::vector<RankSequence> sequences,
+    PoolingMode pooling, const RankHeadsLimits& limits) {
   const ModelConfig& c = info.config;
   const int64_t n_layers = c.num_layers, n_heads = c.num_heads;
 
-  // 1. Validate everything before running anything.
+  // Validate everything before anything runs.
   if (sequences.empty()) {
     return absl::InvalidArgumentError(
         "rank heads: no sequences; send at least one");
@@ -102,89 +100,138 @@ absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
     RETURN_IF_ERROR(CheckSequence(sequences[s], s, c));
     total_tokens += sequences[s].token_ids.size();
   }
-  // Per sequence: unmasked, each head alone, each whole layer.
+  // Per sequence: unmasked, each head alone, each whole layer. T is at most
+  // max_position_embeddings, so the product stays far from overflow.
   const int64_t runs = 1 + n_layers * n_heads + n_layers;
-  HeadRanking ranking;
-  ranking.ablation_tokens =
-      total_tokens * runs;  // T ≤ max positions: no overflow
-  if (ranking.ablation_tokens > limits.max_ablation_tokens) {
+  const int64_t work = total_tokens * runs;
+  if (work > limits.max_ablation_tokens) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "rank heads: %d sequences of %d tokens in all need %d tokens of "
         "forward passes (each sequence runs %d times: unmasked, %d single "
         "heads, %d whole layers), more than the limit of %d; send fewer or "
         "shorter sequences, at most %d tokens in all for this model",
-        sequences.size(), total_tokens, ranking.ablation_tokens, runs,
-        n_layers * n_heads, n_layers, limits.max_ablation_tokens,
+        sequences.size(), total_tokens, work, runs, n_layers * n_heads,
+        n_layers, limits.max_ablation_tokens,
         limits.max_ablation_tokens / runs));
   }
 
-  // 2. Run the tasks in sequence order, run r = 0 (unmasked) first, so each
-  // sequence's reference embedding exists before its ablations come back.
-  // Runs 1..L·H mask head (r−1) in layer-major order; the last L runs mask
-  // whole layers.
-  std::vector<double> head_sum(n_layers * n_heads, 0.0);        // (L, H)
-  std::vector<double> layer_sum(n_layers, 0.0);                 // (L)
-  std::vector<std::vector<float>> reference(sequences.size());  // (H) each
-  const int64_t n_tasks = int64_t(sequences.size()) * runs;
-  std::vector<SequenceTask> batch;
-  for (int64_t next = 0; next < n_tasks;) {
-    // 2a. Pack tasks up to the token budget (at least one).
-    batch.clear();
-    const int64_t first = next;
-    int64_t tokens = 0;
-    while (next < n_tasks) {
-      const RankSequence& seq = sequences[next / runs];
-      const int64_t t = seq.token_ids.size();
-      if (!batch.empty() && tokens + t > limits.tokens_per_pass) break;
-      const int64_t r = next % runs;
-      SequenceTask task;
-      task.token_ids = seq.token_ids;
-      task.token_type_ids = seq.token_type_ids;
-      task.pooling = pooling;
-      if (r > 0) {
-        task.head_mask.assign(n_layers * n_heads, 0);  // (L, H)
-        if (r <= n_layers * n_heads) {
-          task.head_mask[r - 1] = 1;
-        } else {
-          const int64_t l = r - 1 - n_layers * n_heads;
-          std::fill_n(&task.head_mask[l * n_heads], n_heads, 1);
-        }
-      }
-      batch.push_back(std::move(task));
-      tokens += t;
-      ++next;
-    }
-    // 2b. One batched forward pass.
-    ASSIGN_OR_RETURN(std::vector<SequenceOutput> out, encoder.Forward(batch));
-    ++ranking.forward_passes;
-    // 2c. Distances to the reference of each task's sequence.
-    for (int64_t k = first; k < next; ++k) {
-      const int64_t s = k / runs, r = k % runs;
-      std::vector<float>& embedding = out[k - first].embedding;
-      if (r == 0) {
-        reference[s] = std::move(embedding);
-        continue;
-      }
-      const double d = CosineDistance(embedding, reference[s]);
-      if (r <= n_layers * n_heads) {
-        head_sum[r - 1] += d;
+  RankHeadsJob job;
+  job.pooling_ = pooling;
+  job.tokens_per_pass_ = limits.tokens_per_pass;
+  job.layers_ = n_layers;
+  job.heads_ = n_heads;
+  job.hidden_ = c.hidden_size;
+  job.runs_ = runs;
+  job.n_tasks_ = int64_t(sequences.size()) * runs;
+  job.ablation_tokens_ = work;
+  job.reference_.resize(sequences.size());
+  job.head_sum_.assign(n_layers * n_heads, 0.0);
+  job.layer_sum_.assign(n_layers, 0.0);
+  job.sequences_ = std::move(sequences);
+  return job;
+}
+
+std::vector<SequenceTask> RankHeadsJob::NextPass() {
+  // Task k is run r = k mod runs of sequence k / runs: r = 0 unmasked,
+  // 1..L·H head r−1 (layer-major), then the L whole layers.
+  std::vector<SequenceTask> pass;
+  int64_t tokens = 0;
+  for (int64_t k = added_; k < n_tasks_; ++k) {
+    const RankSequence& seq = sequences_[k / runs_];
+    const int64_t t = seq.token_ids.size();
+    if (!pass.empty() && tokens + t > tokens_per_pass_) break;
+    const int64_t r = k % runs_;
+    SequenceTask task;
+    task.token_ids = seq.token_ids;
+    task.token_type_ids = seq.token_type_ids;
+    task.pooling = pooling_;
+    if (r > 0) {
+      task.head_mask.assign(layers_ * heads_, 0);  // (L, H)
+      if (r <= layers_ * heads_) {
+        task.head_mask[r - 1] = 1;
       } else {
-        layer_sum[r - 1 - n_layers * n_heads] += d;
+        std::fill_n(&task.head_mask[(r - 1 - layers_ * heads_) * heads_],
+                    heads_, 1);
       }
+    }
+    pass.push_back(std::move(task));
+    tokens += t;
+  }
+  pass_end_ = added_ + pass.size();
+  return pass;
+}
+
+absl::Status RankHeadsJob::AddResults(
+    absl::Span<const SequenceOutput> outputs) {
+  if (pass_end_ == added_) {
+    return absl::FailedPreconditionError(
+        "rank heads: results added without an outstanding NextPass()");
+  }
+  if (int64_t(outputs.size()) != pass_end_ - added_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("rank heads: %d outputs for a pass of %d tasks",
+                        outputs.size(), pass_end_ - added_));
+  }
+  for (const SequenceOutput& out : outputs) {
+    if (int64_t(out.embedding.size()) != hidden_) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("rank heads: an output has %d pooled values, not %d",
+                          out.embedding.size(), hidden_));
     }
   }
-
-  // 3. Means over sequences, most important first.
-  const double n_seq = sequences.size();
-  for (int l = 0; l < n_layers; ++l) {
-    for (int h = 0; h < n_heads; ++h) {
-      ranking.heads.push_back({l, h, head_sum[l * n_heads + h] / n_seq});
+  for (int64_t k = added_; k < pass_end_; ++k) {
+    const int64_t s = k / runs_, r = k % runs_;
+    const std::vector<float>& embedding = outputs[k - added_].embedding;
+    if (r == 0) {
+      reference_[s] = embedding;
+      continue;
     }
-    ranking.layers.push_back({l, -1, layer_sum[l] / n_seq});
+    const double d = CosineDistance(embedding, reference_[s]);
+    if (r <= layers_ * heads_) {
+      head_sum_[r - 1] += d;
+    } else {
+      layer_sum_[r - 1 - layers_ * heads_] += d;
+    }
+  }
+  added_ = pass_end_;
+  ++forward_passes_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HeadRanking> RankHeadsJob::Result() const {
+  if (!done()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("rank heads: %d of %d tasks done", added_, n_tasks_));
+  }
+  HeadRanking ranking;
+  const double n_seq = sequences_.size();
+  for (int l = 0; l < layers_; ++l) {
+    for (int h = 0; h < heads_; ++h) {
+      ranking.heads.push_back({l, h, head_sum_[l * heads_ + h] / n_seq});
+    }
+    ranking.layers.push_back({l, -1, layer_sum_[l] / n_seq});
   }
   SortByImportance(&ranking.heads);
   SortByImportance(&ranking.layers);
+  ranking.forward_passes = forward_passes_;
+  ranking.ablation_tokens = ablation_tokens_;
   return ranking;
+}
+
+absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
+                                      absl::Span<const RankSequence> sequences,
+                                      PoolingMode pooling,
+                                      const RankHeadsLimits& limits) {
+  ASSIGN_OR_RETURN(
+      RankHeadsJob job,
+      RankHeadsJob::Create(encoder.info(), {sequences.begin(), sequences.end()},
+                           pooling, limits));
+  while (!job.done()) {
+    ASSIGN_OR_RETURN(std::vector<SequenceOutput> outputs,
+                     encoder.Forward(job.NextPass()));
+    RETURN_IF_ERROR(job.AddResults(outputs));
+  }
+  return job.Result();
 }
 
 }  // namespace attnserve

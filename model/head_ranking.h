@@ -4,7 +4,8 @@
 // pooled output in place of a task loss).
 //
 // Threads: RankHeads runs Encoder::Forward, so it must be called where
-// Forward may be called (the server's inference thread).
+// Forward may be called (the server's inference thread); RankHeadsJob splits
+// the same work so validation needs no model and passes can interleave.
 #ifndef ATTNSERVE_MODEL_HEAD_RANKING_H_
 #define ATTNSERVE_MODEL_HEAD_RANKING_H_
 
@@ -52,12 +53,70 @@ struct HeadRanking {
   int64_t ablation_tokens = 0;  // Σ_seq T·(1 + L·H + L)
 };
 
-// Runs, per sequence, 1 unmasked task, L·H tasks with one head masked and L
-// tasks with one layer's heads masked, packed into batched Forward calls.
-// InvalidArgument for no sequences, a sequence the encoder would refuse
-// (empty, too long, ids out of range), pooling kNone, kPooler without pooler
-// weights, or non-positive limits; ResourceExhausted when the work exceeds
-// limits.max_ablation_tokens (the message says how much to cut).
+// The ablations of one request as a job the caller runs pass by pass, so a
+// server can validate on its request thread (Create reads only ModelInfo)
+// and run the passes on its inference thread, between other batches:
+//
+//   ASSIGN_OR_RETURN(RankHeadsJob job, RankHeadsJob::Create(info, seqs));
+//   while (!job.done()) {
+//     ASSIGN_OR_RETURN(auto outputs, encoder.Forward(job.NextPass()));
+//     RETURN_IF_ERROR(job.AddResults(outputs));
+//   }
+//   ASSIGN_OR_RETURN(HeadRanking ranking, job.Result());
+//
+// Per sequence it makes 1 unmasked task, L·H tasks with one head masked and
+// L tasks with one whole layer masked, in that order (each sequence's
+// unmasked output arrives before its ablations).
+// Threads: a job belongs to one thread at a time; it shares nothing.
+class RankHeadsJob {
+ public:
+  // InvalidArgument for no sequences, a sequence the encoder would refuse
+  // (empty, too long, ids out of range; named by its index), pooling kNone,
+  // kPooler without pooler weights, or non-positive limits;
+  // ResourceExhausted when the work exceeds limits.max_ablation_tokens (the
+  // message says how much fits).
+  static absl::StatusOr<RankHeadsJob> Create(
+      const ModelInfo& info, std::vector<RankSequence> sequences,
+      PoolingMode pooling = PoolingMode::kMean,
+      const RankHeadsLimits& limits = {});
+
+  // True once every task's output has been added.
+  bool done() const { return added_ == n_tasks_; }
+  int64_t ablation_tokens() const { return ablation_tokens_; }
+
+  // The next pass: consecutive tasks of at most tokens_per_pass tokens (at
+  // least one task). Until AddResults, calling it again returns the same
+  // pass. Empty when done().
+  std::vector<SequenceTask> NextPass();
+
+  // `outputs`: Encoder::Forward's answer to the last NextPass(), in order.
+  // FailedPrecondition without a pass outstanding; InvalidArgument when the
+  // count or an embedding's size does not match.
+  absl::Status AddResults(absl::Span<const SequenceOutput> outputs);
+
+  // FailedPrecondition until done().
+  absl::StatusOr<HeadRanking> Result() const;
+
+ private:
+  RankHeadsJob() = default;
+
+  std::vector<RankSequence> sequences_;
+  PoolingMode pooling_ = PoolingMode::kMean;
+  int64_t tokens_per_pass_ = 0;
+  int64_t layers_ = 0, heads_ = 0, hidden_ = 0;
+  int64_t runs_ = 0;     // tasks per sequence: 1 + L·H + L
+  int64_t n_tasks_ = 0;  // sequences · runs
+  int64_t ablation_tokens_ = 0;
+  int64_t added_ = 0;     // tasks whose outputs were added
+  int64_t pass_end_ = 0;  // end of the outstanding pass; == added_ if none
+  int64_t forward_passes_ = 0;                 // passes added
+  std::vector<std::vector<float>> reference_;  // (sequences, hidden) unmasked
+  std::vector<double> head_sum_;               // (L, H) Σ_seq 1 − cos
+  std::vector<double> layer_sum_;              // (L)
+};
+
+// The whole job in one call on `encoder` (which must be free to run Forward
+// on this thread); errors as RankHeadsJob::Create and Encoder::Forward.
 absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
                                       absl::Span<const RankSequence> sequences,
                                       PoolingMode pooling = PoolingMode::kMean,

@@ -296,6 +296,63 @@ TEST(RankHeadsTest, RefusesBadRequests) {
   EXPECT_TRUE(RankHeads(*no_pooler, {good}, PoolingMode::kCls).ok());
 }
 
+// The job API a server uses: validate from ModelInfo alone, run passes one at
+// a time with other batches in between; same numbers as RankHeads.
+TEST(RankHeadsJobTest, PassByPassWithOtherWorkBetween) {
+  auto encoder = Load(Data("tiny_bert"));
+  ASSERT_NE(encoder, nullptr);
+  const std::vector<RankSequence> sequences = GoldenSequences();
+  RankHeadsLimits limits;
+  limits.tokens_per_pass = 30;
+  auto whole = RankHeads(*encoder, sequences, PoolingMode::kCls, limits);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+
+  auto job = RankHeadsJob::Create(encoder->info(), sequences, PoolingMode::kCls,
+                                  limits);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->ablation_tokens(), 26 * 11);
+  EXPECT_EQ(job->Result().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(job->AddResults({}).code(), absl::StatusCode::kFailedPrecondition);
+  int passes = 0;
+  while (!job->done()) {
+    const std::vector<SequenceTask> pass = job->NextPass();
+    ASSERT_FALSE(pass.empty());
+    int64_t tokens = 0;
+    for (const SequenceTask& t : pass) tokens += t.token_ids.size();
+    EXPECT_TRUE(pass.size() == 1 || tokens <= 30) << tokens;
+    // Asking again before the results gives the same pass.
+    ASSERT_EQ(job->NextPass().size(), pass.size());
+    // Someone else's batch runs in between.
+    SequenceTask other;
+    other.token_ids = {2, 50, 51, 3};
+    other.attention_layers = {0, 1};
+    ASSERT_TRUE(encoder->Forward({other}).ok());
+    auto out = encoder->Forward(pass);
+    ASSERT_TRUE(out.ok()) << out.status();
+    if (passes == 0) {
+      EXPECT_EQ(job->AddResults(absl::MakeConstSpan(*out).subspan(1)).code(),
+                absl::StatusCode::kInvalidArgument);
+    }
+    ASSERT_TRUE(job->AddResults(*out).ok());
+    ++passes;
+  }
+  EXPECT_TRUE(job->NextPass().empty());
+  auto ranking = job->Result();
+  ASSERT_TRUE(ranking.ok()) << ranking.status();
+  EXPECT_EQ(ranking->forward_passes, passes);
+  EXPECT_EQ(ranking->forward_passes, whole->forward_passes);
+  ASSERT_EQ(ranking->heads.size(), whole->heads.size());
+  for (size_t k = 0; k < ranking->heads.size(); ++k) {
+    EXPECT_EQ(ranking->heads[k].layer, whole->heads[k].layer);
+    EXPECT_EQ(ranking->heads[k].head, whole->heads[k].head);
+    EXPECT_NEAR(ranking->heads[k].importance, whole->heads[k].importance, 1e-6);
+  }
+  // Validation needs no encoder.
+  EXPECT_EQ(RankHeadsJob::Create(encoder->info(), {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // BERT-base shape (12 × 12 heads, hidden 768), random weights, one 16-token
 // sentence: 2 512 tokens of ablations. Writes ≈ 340 MB to a temp dir, so it
 // is opt-in:  head_ranking_test --gtest_also_run_disabled_tests
