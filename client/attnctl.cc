@@ -455,14 +455,12 @@ void PrintSummary(const Flags& f, const v1::EncodeResponse& response) {
       std::printf("  hidden_states %s %s\n", ShapeString(h.shape).c_str(),
                   h.dtype.c_str());
       if (h.shape.size() == 2 && h.shape[0] > 0) {
-        const int64_t width = h.shape[1];
-        std::printf("    token 0:  %s\n",
-                    FewValues(h.values.data(), width, 6).c_str());
-        if (h.shape[0] > 1) {
+        const int64_t rows = h.shape[0], width = h.shape[1];
+        for (int64_t row : {int64_t{0}, rows - 1}) {
           std::printf(
-              "    token %lld: %s\n", static_cast<long long>(h.shape[0] - 1),
-              FewValues(h.values.data() + (h.shape[0] - 1) * width, width, 6)
-                  .c_str());
+              "    token %-4lld %s\n", static_cast<long long>(row),
+              FewValues(h.values.data() + row * width, width, 6).c_str());
+          if (rows == 1) break;
         }
       }
     }

@@ -30,7 +30,7 @@ float FromBits(uint32_t u) {
 
 bool IsHalfNaN(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
 
-TEST(FloatToHalfTest, SpecialValues) {
+TEST(ServerFloat16Test, SpecialValues) {
   EXPECT_EQ(FloatToHalf(0.0f), 0x0000);
   EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
   EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
@@ -51,7 +51,7 @@ TEST(FloatToHalfTest, SpecialValues) {
   EXPECT_EQ(FloatToHalf(1.0f + 3 * 0x1p-11f), 0x3c02);  // tie → even (up)
 }
 
-TEST(FloatToHalfTest, MatchesCompilerConversionOnASweepOfFloats) {
+TEST(ServerFloat16Test, MatchesCompilerConversionOnASweepOfFloats) {
   auto check = [](uint32_t u) {
     const float f = FromBits(u);
     const uint16_t got = FloatToHalf(f);
@@ -77,7 +77,7 @@ TEST(FloatToHalfTest, MatchesCompilerConversionOnASweepOfFloats) {
   EXPECT_GT(checked, 2000000);
 }
 
-TEST(FloatToHalfTest, RoundTripsEveryHalf) {
+TEST(ServerFloat16Test, RoundTripsEveryHalf) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
     if (IsHalfNaN(h)) continue;
     ASSERT_EQ(FloatToHalf(HalfToFloat(static_cast<uint16_t>(h))), h) << h;
@@ -90,7 +90,7 @@ std::vector<float> Floats(const std::string& bytes) {
   return out;
 }
 
-TEST(ToSequenceResultTest, SelectsLayersAndHeadsInRequestOrder) {
+TEST(ServerConvertTest, SelectsLayersAndHeadsInRequestOrder) {
   ModelConfig config;
   config.num_layers = 3;
   config.num_heads = 2;
@@ -136,7 +136,7 @@ TEST(ToSequenceResultTest, SelectsLayersAndHeadsInRequestOrder) {
   EXPECT_FALSE(result16.has_hidden_states());
 }
 
-TEST(ToSequenceResultTest, WrongModelOutputSizeIsInternal) {
+TEST(ServerConvertTest, WrongModelOutputSizeIsInternal) {
   ModelConfig config;
   config.num_layers = 1;
   config.num_heads = 1;
