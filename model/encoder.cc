@@ -1,5 +1,7 @@
 #include "model/encoder.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -98,20 +100,26 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   auto impl = std::make_unique<Impl>();
   impl->config = c;
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
-  const LinearSpec plain{false, false, options.precision};
-  const LinearSpec residual{false, true, options.precision};
-  const LinearSpec gelu{true, false, options.precision};
+  // One set of primitives per layer shape, shared by all layers.
+  DnnlContext* ctx = &impl->ctx;
+  auto kernels = [&](int64_t n, int64_t k, bool gelu, bool residual) {
+    return std::make_shared<LinearKernels>(
+        ctx, n, k, LinearSpec{gelu, residual, options.precision});
+  };
+  const auto qkv = kernels(3 * h, h, false, false);
+  const auto out = kernels(h, h, false, true);
+  const auto ffn1 = kernels(inter, h, true, false);
+  const auto ffn2 = kernels(h, inter, false, true);
   for (LayerWeights& lw : weights.layers) {
     PackedLayer p;
-    DnnlContext* ctx = &impl->ctx;
     ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
-                                           3 * h, h, plain));
-    ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias,
-                                           h, h, residual));
+                                           3 * h, h, qkv->spec(), qkv));
+    ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
+                                           h, out->spec(), out));
     ASSIGN_OR_RETURN(p.ffn1, Linear::Create(ctx, lw.ffn1_weight, lw.ffn1_bias,
-                                            inter, h, gelu));
+                                            inter, h, ffn1->spec(), ffn1));
     ASSIGN_OR_RETURN(p.ffn2, Linear::Create(ctx, lw.ffn2_weight, lw.ffn2_bias,
-                                            h, inter, residual));
+                                            h, inter, ffn2->spec(), ffn2));
     p.ln1_gamma = std::move(lw.ln1_gamma);
     p.ln1_beta = std::move(lw.ln1_beta);
     p.ln2_gamma = std::move(lw.ln2_gamma);
@@ -124,6 +132,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   impl->layer_norm = std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
   impl->attention =
       std::make_unique<Attention>(&impl->ctx, c.num_heads, c.head_size());
+  // The host copies of the layer weights were freed after packing, but glibc
+  // keeps freed heap pages mapped; give them back so RSS shows the model.
+  malloc_trim(0);
   return std::unique_ptr<Encoder>(new Encoder(std::move(info), std::move(impl)));
 }
 

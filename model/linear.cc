@@ -75,86 +75,33 @@ int64_t RowBucket(int64_t m) {
   return (m + 63) / 64 * 64;
 }
 
-struct Linear::Kernel {
+struct LinearKernels::Kernel {
   dnnl::matmul matmul;
-  memory::desc weight_desc;  // layout this primitive reads the weights in
-  dnnl::memory weight;       // packed weights in weight_desc
-  dnnl::reorder to_src;      // f32 → bf16 activations (bf16 only)
+  memory::desc weight_desc;        // layout this primitive reads the weights in
+  dnnl::reorder to_bf16;           // bf16: f32 → bf16 activations
   std::vector<uint16_t> src_bf16;  // (rows, K) bf16 scratch
   std::vector<uint8_t> src_u8;     // (rows, K) int8 scratch
-  std::vector<float> acc;          // (rows, N) int8: scaled products before bias
-  dnnl::eltwise_forward gelu;      // int8: GELU after our bias loop
+  std::vector<float> acc;          // (rows, N) int8: products before scales
+  dnnl::eltwise_forward gelu;      // int8: GELU after our epilogue
 };
 
-Linear::Linear(DnnlContext* ctx, int64_t n, int64_t k, LinearSpec spec)
+LinearKernels::LinearKernels(DnnlContext* ctx, int64_t n, int64_t k,
+                             LinearSpec spec)
     : ctx_(ctx), n_(n), k_(k), spec_(spec) {}
-Linear::~Linear() = default;
+LinearKernels::~LinearKernels() = default;
 
-absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
-    DnnlContext* ctx, const std::vector<float>& weight,
-    const std::vector<float>& bias, int64_t n, int64_t k, LinearSpec spec) {
-  if (static_cast<int64_t>(weight.size()) != n * k ||
-      static_cast<int64_t>(bias.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Linear: weight has %d values, bias %d; expected (%d, %d) and (%d)",
-        weight.size(), bias.size(), n, k, n));
-  }
-  std::unique_ptr<Linear> linear(new Linear(ctx, n, k, spec));
-  linear->bias_ = bias;
-  if (spec.precision == Precision::kInt8) {
-    // Symmetric per-output-channel quantization: row n of W is scaled so its
-    // largest magnitude maps to 127.
-    linear->weight_q_.resize(n * k);
-    linear->scales_.resize(n);
-    for (int64_t r = 0; r < n; ++r) {
-      float max = 0;
-      for (int64_t c = 0; c < k; ++c) max = std::max(max, std::fabs(weight[r * k + c]));
-      const float scale = max > 0 ? max / 127.f : 1.f;
-      linear->scales_[r] = scale;
-      for (int64_t c = 0; c < k; ++c) {
-        linear->weight_q_[r * k + c] =
-            static_cast<int8_t>(std::lrint(weight[r * k + c] / scale));
-      }
-    }
-  } else {
-    linear->weight_ = weight;
-  }
-  RETURN_IF_ERROR(CatchDnnl("Linear::Create", [&] {
-    linear->bias_mem_ = memory(memory::desc({1, n}, dt::f32, tag::ab),
-                               ctx->engine, linear->bias_.data());
-  }));
-  RETURN_IF_ERROR(linear->GetKernel(kPackRows).status());
-  linear->weight_ = {};
-  linear->weight_q_ = {};
-  return linear;
-}
-
-absl::Status Linear::PackWeights(const memory::desc& want) {
-  return CatchDnnl("pack weights", [&] {
-    // PyTorch's (N, K) row-major is the "ba" layout of the (K, N) operand.
-    const bool q = spec_.precision == Precision::kInt8;
-    memory plain(memory::desc({k_, n_}, q ? dt::s8 : dt::f32, tag::ba),
-                 ctx_->engine,
-                 q ? static_cast<void*>(weight_q_.data()) : weight_.data());
-    weight_mem_ = memory(want, ctx_->engine);
-    dnnl::reorder(plain, weight_mem_).execute(ctx_->stream, plain, weight_mem_);
-    ctx_->stream.wait();
-  });
-}
-
-absl::StatusOr<Linear::Kernel*> Linear::GetKernel(int64_t rows) {
+absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
   if (auto it = kernels_.find(rows); it != kernels_.end()) {
     return it->second.get();
   }
   auto kernel = std::make_unique<Kernel>();
   const Precision p = spec_.precision;
   const bool int8 = p == Precision::kInt8;
-  absl::Status status = CatchDnnl("create matmul", [&] {
+  RETURN_IF_ERROR(CatchDnnl("create matmul", [&] {
     dnnl::primitive_attr attr;
     if (int8) {
-      // dst = scale[n] · Σ (x_u8 − 128) · w_s8: bias, GELU and the residual
-      // are applied afterwards with the per-call activation scale.
-      attr.set_output_scales(2, scales_);
+      // acc = Σ (x_u8 − 128) · w_s8; the scales, bias, GELU and residual are
+      // applied by our epilogue, so the primitive is the same for every layer.
       attr.set_zero_points(DNNL_ARG_SRC, 0, {kZeroPoint});
     } else {
       dnnl::post_ops ops;
@@ -168,120 +115,191 @@ absl::StatusOr<Linear::Kernel*> Linear::GetKernel(int64_t rows) {
     const memory::desc dst = Desc2D(rows, n_);
     const memory::desc bias =
         int8 ? memory::desc() : memory::desc({1, n_}, dt::f32, tag::ab);
-    // Reuse the packed layout when oneDNN accepts it for this row count;
-    // otherwise let it choose and repack (checked by desc equality).
     auto make = [&](const memory::desc& wei) {
       return dnnl::matmul::primitive_desc(
           dnnl::matmul::desc(src, wei, bias, dst), attr, ctx_->engine);
     };
     const memory::desc any({k_, n_}, WeightType(p), tag::any);
     dnnl::matmul::primitive_desc pd;
-    if (weight_mem_) {
+    if (packed_.is_zero()) {
+      pd = make(any);
+      packed_ = pd.weights_desc();
+    } else {
+      // Reuse the packed layout when oneDNN accepts it for this row count.
       try {
-        pd = make(weight_mem_.get_desc());
+        pd = make(packed_);
       } catch (const dnnl::error&) {
         pd = make(any);
       }
-    } else {
-      pd = make(any);
     }
     kernel->matmul = dnnl::matmul(pd);
     kernel->weight_desc = pd.weights_desc();
     if (p == Precision::kBFloat16) {
       kernel->src_bf16.resize(rows * k_);
-      kernel->to_src = dnnl::reorder(dnnl::reorder::primitive_desc(
+      kernel->to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
           ctx_->engine, Desc2D(rows, k_), ctx_->engine, src));
     }
     if (int8) {
       kernel->src_u8.resize(rows * k_);
-      if (spec_.residual) kernel->acc.resize(rows * n_);
+      kernel->acc.resize(rows * n_);
       if (spec_.gelu) {
-        kernel->gelu = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(
-            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference,
-                                        dnnl::algorithm::eltwise_gelu_erf, dst),
-            ctx_->engine));
+        kernel->gelu =
+            dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(
+                dnnl::eltwise_forward::desc(
+                    dnnl::prop_kind::forward_inference,
+                    dnnl::algorithm::eltwise_gelu_erf, dst),
+                ctx_->engine));
       }
     }
-  });
-  RETURN_IF_ERROR(status);
-  if (!weight_mem_) {
-    RETURN_IF_ERROR(PackWeights(kernel->weight_desc));
-  }
-  if (kernel->weight_desc == weight_mem_.get_desc()) {
-    kernel->weight = weight_mem_;
-  } else {
-    // A second layout: repack from the first (rare; costs memory).
-    RETURN_IF_ERROR(CatchDnnl("repack weights", [&] {
-      kernel->weight = memory(kernel->weight_desc, ctx_->engine);
-      dnnl::reorder(weight_mem_, kernel->weight)
-          .execute(ctx_->stream, weight_mem_, kernel->weight);
-      ctx_->stream.wait();
-    }));
-  }
+  }));
   Kernel* raw = kernel.get();
   kernels_.emplace(rows, std::move(kernel));
   return raw;
 }
 
+Linear::Linear(std::shared_ptr<LinearKernels> kernels)
+    : kernels_(std::move(kernels)) {}
+Linear::~Linear() = default;
+
+absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
+    DnnlContext* ctx, const std::vector<float>& weight,
+    const std::vector<float>& bias, int64_t n, int64_t k, LinearSpec spec,
+    std::shared_ptr<LinearKernels> kernels) {
+  if (static_cast<int64_t>(weight.size()) != n * k ||
+      static_cast<int64_t>(bias.size()) != n) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Linear: weight has %d values, bias %d; expected (%d, %d) and (%d)",
+        weight.size(), bias.size(), n, k, n));
+  }
+  if (kernels == nullptr) {
+    kernels = std::make_shared<LinearKernels>(ctx, n, k, spec);
+  } else if (kernels->n() != n || kernels->k() != k ||
+             kernels->ctx() != ctx) {
+    return absl::InvalidArgumentError("Linear: shared kernels of another shape");
+  }
+  std::unique_ptr<Linear> linear(new Linear(kernels));
+  linear->bias_ = bias;
+  const bool int8 = spec.precision == Precision::kInt8;
+  std::vector<int8_t> quantized;  // (N, K) s8
+  if (int8) {
+    // Symmetric per-output-channel quantization: row n of W is scaled so its
+    // largest magnitude maps to 127.
+    quantized.resize(n * k);
+    linear->scales_.resize(n);
+    for (int64_t r = 0; r < n; ++r) {
+      const float max = AbsMax(&weight[r * k], k);
+      const float scale = max > 0 ? max / 127.f : 1.f;
+      linear->scales_[r] = scale;
+      for (int64_t c = 0; c < k; ++c) {
+        quantized[r * k + c] =
+            static_cast<int8_t>(std::lrint(weight[r * k + c] / scale));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(LinearKernels::Kernel * first, kernels->Get(kPackRows));
+  RETURN_IF_ERROR(CatchDnnl("pack weights", [&] {
+    linear->bias_mem_ = memory(memory::desc({1, n}, dt::f32, tag::ab),
+                               ctx->engine, linear->bias_.data());
+    // PyTorch's (N, K) row-major is the "ba" layout of the (K, N) operand.
+    memory plain(memory::desc({k, n}, int8 ? dt::s8 : dt::f32, tag::ba),
+                 ctx->engine,
+                 int8 ? static_cast<void*>(quantized.data())
+                      : const_cast<float*>(weight.data()));
+    memory packed(first->weight_desc, ctx->engine);
+    dnnl::reorder(plain, packed).execute(ctx->stream, plain, packed);
+    ctx->stream.wait();
+    linear->packed_.push_back(packed);
+  }));
+  return linear;
+}
+
+absl::StatusOr<memory> Linear::WeightsFor(const LinearKernels::Kernel& kernel) {
+  for (const memory& m : packed_) {
+    if (m.get_desc() == kernel.weight_desc) return m;
+  }
+  // oneDNN refused the preferred layout for this row count: repack once
+  // (costs memory; not seen with oneDNN 2.6 on AVX-512, kept for safety).
+  memory repacked;
+  RETURN_IF_ERROR(CatchDnnl("repack weights", [&] {
+    DnnlContext* ctx = kernels_->ctx();
+    repacked = memory(kernel.weight_desc, ctx->engine);
+    dnnl::reorder(packed_[0], repacked)
+        .execute(ctx->stream, packed_[0], repacked);
+    ctx->stream.wait();
+  }));
+  packed_.push_back(repacked);
+  return repacked;
+}
+
 absl::Status Linear::Run(int64_t m, const float* x, float* y) {
   const int64_t rows = RowBucket(m);
-  ASSIGN_OR_RETURN(Kernel * kernel, GetKernel(rows));
-  if (spec_.precision == Precision::kInt8) return RunInt8(kernel, m, x, y);
+  ASSIGN_OR_RETURN(LinearKernels::Kernel * kernel, kernels_->Get(rows));
+  if (kernels_->spec().precision == Precision::kInt8) {
+    return RunInt8(kernel, m, x, y);
+  }
+  ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
+  DnnlContext* ctx = kernels_->ctx();
+  const int64_t k = kernels_->k(), n = kernels_->n();
   return CatchDnnl("matmul", [&] {
-    memory src_f32(Desc2D(rows, k_), ctx_->engine, const_cast<float*>(x));
-    memory dst(Desc2D(rows, n_), ctx_->engine, y);
-    memory src = src_f32;
+    memory src(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
+    memory dst(Desc2D(rows, n), ctx->engine, y);
     if (!kernel->src_bf16.empty()) {
-      src = memory(Desc2D(rows, k_, dt::bf16), ctx_->engine,
-                   kernel->src_bf16.data());
-      kernel->to_src.execute(ctx_->stream, src_f32, src);
+      memory bf16(Desc2D(rows, k, dt::bf16), ctx->engine,
+                  kernel->src_bf16.data());
+      kernel->to_bf16.execute(ctx->stream, src, bf16);
+      src = bf16;
     }
-    kernel->matmul.execute(ctx_->stream, {{DNNL_ARG_SRC, src},
-                                          {DNNL_ARG_WEIGHTS, kernel->weight},
-                                          {DNNL_ARG_BIAS, bias_mem_},
-                                          {DNNL_ARG_DST, dst}});
+    kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_WEIGHTS, weights},
+                                         {DNNL_ARG_BIAS, bias_mem_},
+                                         {DNNL_ARG_DST, dst}});
   });
 }
 
-absl::Status Linear::RunInt8(Kernel* kernel, int64_t m, const float* x,
-                             float* y) {
+absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
+                             const float* x, float* y) {
+  ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
+  DnnlContext* ctx = kernels_->ctx();
+  const int64_t k = kernels_->k(), n = kernels_->n();
+  const LinearSpec& spec = kernels_->spec();
   const int64_t rows = RowBucket(m);
   // Dynamic per-tensor activation scale over the m real rows: the largest |x|
   // maps to 127 (rows past m are scratch and may hold anything finite).
-  const float scale = AbsMax(x, m * k_) / 127.f;
-  Quantize(x, rows * k_, scale > 0 ? 1.f / scale : 0.f,
-           kernel->src_u8.data());
-  float* acc = spec_.residual ? kernel->acc.data() : y;
+  const float scale = AbsMax(x, m * k) / 127.f;
+  Quantize(x, rows * k, scale > 0 ? 1.f / scale : 0.f, kernel->src_u8.data());
+  float* acc = kernel->acc.data();
   RETURN_IF_ERROR(CatchDnnl("int8 matmul", [&] {
-    memory src(Desc2D(rows, k_, dt::u8), ctx_->engine, kernel->src_u8.data());
-    memory dst(Desc2D(rows, n_), ctx_->engine, acc);
-    kernel->matmul.execute(ctx_->stream, {{DNNL_ARG_SRC, src},
-                                          {DNNL_ARG_WEIGHTS, kernel->weight},
-                                          {DNNL_ARG_DST, dst}});
-    ctx_->stream.wait();
+    memory src(Desc2D(rows, k, dt::u8), ctx->engine, kernel->src_u8.data());
+    memory dst(Desc2D(rows, n), ctx->engine, acc);
+    kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
+                                         {DNNL_ARG_WEIGHTS, weights},
+                                         {DNNL_ARG_DST, dst}});
+    ctx->stream.wait();
   }));
-  // (rows, N): y = [y +] act(scale · acc + b). Without GELU one pass does it;
-  // with GELU the activation runs (on oneDNN) before the residual add.
+  // (rows, N): y = [y +] act(scale · w_scale[n] · acc + b). Without GELU one
+  // pass does it; with GELU the activation runs (on oneDNN) before the add.
   const float* b = bias_.data();
-  const bool fused = spec_.residual && !spec_.gelu;
+  const float* w = scales_.data();
+  const bool fused = spec.residual && !spec.gelu;
+  float* target = spec.residual ? acc : y;
   for (int64_t r = 0; r < rows; ++r) {
-    float* row = acc + r * n_;
-    float* out = y + r * n_;
+    const float* in = acc + r * n;
+    float* out = (fused ? y : target) + r * n;
     if (fused) {
-      for (int64_t c = 0; c < n_; ++c) out[c] += scale * row[c] + b[c];
+      for (int64_t c = 0; c < n; ++c) out[c] += scale * w[c] * in[c] + b[c];
     } else {
-      for (int64_t c = 0; c < n_; ++c) row[c] = scale * row[c] + b[c];
+      for (int64_t c = 0; c < n; ++c) out[c] = scale * w[c] * in[c] + b[c];
     }
   }
-  if (spec_.gelu) {
+  if (spec.gelu) {
     RETURN_IF_ERROR(CatchDnnl("gelu", [&] {
-      memory data(Desc2D(rows, n_), ctx_->engine, acc);
-      kernel->gelu.execute(ctx_->stream,
+      memory data(Desc2D(rows, n), ctx->engine, target);
+      kernel->gelu.execute(ctx->stream,
                            {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
-      ctx_->stream.wait();
+      ctx->stream.wait();
     }));
-    if (spec_.residual) {
-      for (int64_t i = 0; i < rows * n_; ++i) y[i] += acc[i];
+    if (spec.residual) {
+      for (int64_t i = 0; i < rows * n; ++i) y[i] += acc[i];
     }
   }
   return absl::OkStatus();
@@ -289,12 +307,7 @@ absl::Status Linear::RunInt8(Kernel* kernel, int64_t m, const float* x,
 
 size_t Linear::weight_bytes() const {
   size_t bytes = (bias_.size() + scales_.size()) * sizeof(float);
-  if (weight_mem_) bytes += weight_mem_.get_desc().get_size();
-  for (const auto& [rows, kernel] : kernels_) {
-    if (kernel->weight && kernel->weight.get() != weight_mem_.get()) {
-      bytes += kernel->weight_desc.get_size();
-    }
-  }
+  for (const memory& m : packed_) bytes += m.get_desc().get_size();
   return bytes;
 }
 
