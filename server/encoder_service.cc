@@ -1,5 +1,7 @@
 #include "server/encoder_service.h"
 
+#include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -43,9 +45,22 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// Bytes of floats a pass handed back: weighs its completion for the
+// CompletionExecutor's bound.
+int64_t OutputBytes(
+    const absl::StatusOr<std::vector<SequenceOutput>>& outputs) {
+  if (!outputs.ok()) return 0;
+  int64_t floats = 0;
+  for (const SequenceOutput& o : *outputs) {
+    floats += o.hidden.size() + o.attention.size() + o.embedding.size();
+  }
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 }  // namespace
 
-void ToProtoModelInfo(const ModelInfo& info, v1::ModelInfo* out) {
+void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out) {
+  const ModelInfo& info = *model.info;
   const ModelConfig& c = info.config;
   out->set_name(info.name);
   out->set_num_layers(c.num_layers);
@@ -58,49 +73,76 @@ void ToProtoModelInfo(const ModelInfo& info, v1::ModelInfo* out) {
   out->set_type_vocab_size(c.type_vocab_size);
   out->set_precision(PrecisionName(info.precision));
   out->set_has_pooler(info.has_pooler);
-  out->set_has_tokenizer(false);  // server-side tokenization: a later issue
+  out->set_has_tokenizer(model.tokenizer != nullptr);
   out->set_default_pooling(ToProtoPooling(info.default_pooling));
 }
 
-EncoderService::EncoderService(const ModelInfo& info,
-                               const ServerOptions& options, Batcher* batcher)
-    : info_(info),
+// One RankHeads call while its passes run: owned by the completions of its
+// passes (one at a time), so only one thread touches it at a time.
+struct EncoderService::RankHeadsCall {
+  explicit RankHeadsCall(RankHeadsJob j) : job(std::move(j)) {}
+  RankHeadsJob job;
+  grpc::CallbackServerContext* context = nullptr;  // lives until Finish
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  v1::RankHeadsResponse* response = nullptr;
+  absl::Time deadline;
+};
+
+EncoderService::EncoderService(ServedModel model, const ServerOptions& options,
+                               Batcher* batcher,
+                               CompletionExecutor* completions)
+    : model_(std::move(model)),
       limits_(options.limits),
       default_deadline_(options.default_deadline),
-      batcher_(batcher) {}
+      tokens_per_pass_(options.batcher.max_batch_tokens),
+      batcher_(batcher),
+      completions_(completions) {}
 
 grpc::ServerUnaryReactor* EncoderService::Encode(
     grpc::CallbackServerContext* context, const v1::EncodeRequest* request,
     v1::EncodeResponse* response) {
   absl::StatusOr<ValidatedEncode> validated =
-      ValidateEncodeRequest(*request, info_, limits_);
+      ValidateEncodeRequest(*request, model_, limits_);
   if (!validated.ok()) return FinishNow(context, validated.status());
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Batcher::Request job;
   job.tasks = std::move(validated->tasks);
   job.deadline = RequestDeadline(*context, default_deadline_);
-  // The context lives until Finish, which only `done` calls.
+  // The context lives until Finish, which only the completion calls.
   job.is_cancelled = [context] { return context->IsCancelled(); };
-  job.done = [this, reactor, request, response,
-              spec = std::move(validated->spec)](
-                 absl::StatusOr<std::vector<SequenceOutput>> outputs) {
-    if (!outputs.ok()) {
-      reactor->Finish(ToGrpcStatus(outputs.status()));
-      return;
-    }
-    response->set_model(info_.name);
-    for (int i = 0; i < request->sequences_size(); ++i) {
-      absl::Status status = ToSequenceResult(
-          spec, info_.config, request->sequences(i).token_ids_size(),
-          (*outputs)[i], response->add_results());
-      if (!status.ok()) {
-        response->Clear();
-        reactor->Finish(ToGrpcStatus(status));
-        return;
-      }
-    }
-    reactor->Finish(grpc::Status::OK);
+  struct Labels {
+    OutputSpec spec;
+    std::vector<InputSequence> inputs;
+  };
+  auto labels = std::make_shared<Labels>(
+      Labels{std::move(validated->spec), std::move(validated->inputs)});
+  // Inference thread: hand the outputs over and return to the next pass.
+  job.done = [this, reactor, response,
+              labels](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+    const int64_t bytes = OutputBytes(outputs);
+    completions_->Post(
+        [this, reactor, response, labels,
+         outputs = std::move(outputs)]() mutable {
+          if (!outputs.ok()) {
+            reactor->Finish(ToGrpcStatus(outputs.status()));
+            return;
+          }
+          response->set_model(model_.info->name);
+          for (size_t i = 0; i < labels->inputs.size(); ++i) {
+            absl::Status status =
+                ToSequenceResult(labels->spec, model_.info->config,
+                                 labels->inputs[i], (*outputs)[i],
+                                 response->add_results());
+            if (!status.ok()) {
+              response->Clear();
+              reactor->Finish(ToGrpcStatus(status));
+              return;
+            }
+          }
+          reactor->Finish(grpc::Status::OK);
+        },
+        bytes);
   };
   absl::Status submitted = batcher_->Submit(std::move(job));
   if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
@@ -110,25 +152,81 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
     grpc::CallbackServerContext* context,
     const v1::GetModelInfoRequest* request, v1::ModelInfo* response) {
-  absl::Status status = CheckModelName(request->model(), info_);
-  if (status.ok()) ToProtoModelInfo(info_, response);
+  absl::Status status = CheckModelName(request->model(), *model_.info);
+  if (status.ok()) ToProtoModelInfo(model_, response);
   return FinishNow(context, status);
 }
 
 grpc::ServerUnaryReactor* EncoderService::Tokenize(
     grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
     v1::TokenizeResponse* response) {
-  return FinishNow(context,
-                   absl::UnimplementedError(
-                       "Tokenize is not implemented yet: tokenize on the "
-                       "client and send Sequence.token_ids"));
+  // No model work: answered here, like validation.
+  absl::StatusOr<std::vector<InputSequence>> inputs =
+      ValidateTokenizeRequest(*request, model_, limits_);
+  if (!inputs.ok()) return FinishNow(context, inputs.status());
+  for (InputSequence& input : *inputs) {
+    ToTokenizedSequence(input, response->add_results());
+  }
+  return FinishNow(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* EncoderService::RankHeads(
     grpc::CallbackServerContext* context, const v1::RankHeadsRequest* request,
     v1::RankHeadsResponse* response) {
-  return FinishNow(
-      context, absl::UnimplementedError("RankHeads is not implemented yet"));
+  absl::StatusOr<RankHeadsJob> job =
+      ValidateRankHeadsRequest(*request, model_, limits_, tokens_per_pass_);
+  if (!job.ok()) return FinishNow(context, job.status());
+  auto call = std::make_shared<RankHeadsCall>(*std::move(job));
+  call->context = context;
+  call->reactor = context->DefaultReactor();
+  call->response = response;
+  call->deadline = RequestDeadline(*context, default_deadline_);
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  SubmitRankHeadsPass(std::move(call));
+  return reactor;
+}
+
+void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
+  // The passes run one after another through the batcher, each queued behind
+  // whatever else waits, so a ranking never holds the inference thread for
+  // longer than one pass of at most tokens_per_pass_ tokens.
+  Batcher::Request pass;
+  pass.tasks = call->job.NextPass();
+  pass.deadline = call->deadline;
+  grpc::CallbackServerContext* context = call->context;
+  pass.is_cancelled = [context] { return context->IsCancelled(); };
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  pass.done = [this, call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+    const int64_t bytes = OutputBytes(outputs);
+    completions_->Post(
+        [this, call, outputs = std::move(outputs)]() mutable {
+          if (!outputs.ok()) {
+            call->reactor->Finish(ToGrpcStatus(outputs.status()));
+            return;
+          }
+          absl::Status added = call->job.AddResults(*outputs);
+          if (!added.ok()) {
+            call->reactor->Finish(ToGrpcStatus(absl::InternalError(
+                absl::StrCat("RankHeads: ", added.message()))));
+            return;
+          }
+          if (!call->job.done()) {
+            SubmitRankHeadsPass(std::move(call));
+            return;
+          }
+          absl::StatusOr<HeadRanking> ranking = call->job.Result();
+          if (!ranking.ok()) {
+            call->reactor->Finish(ToGrpcStatus(absl::InternalError(
+                absl::StrCat("RankHeads: ", ranking.status().message()))));
+            return;
+          }
+          ToRankHeadsResponse(*ranking, model_.info->name, call->response);
+          call->reactor->Finish(grpc::Status::OK);
+        },
+        bytes);
+  };
+  absl::Status submitted = batcher_->Submit(std::move(pass));
+  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
 }
 
 }  // namespace attnserve

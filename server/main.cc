@@ -2,6 +2,10 @@
 //
 //   attnserve --model=DIR [--address=0.0.0.0:50051] [--precision=fp32]
 //
+// The model directory's vocab.txt (or tokenizer.json) is loaded when present,
+// for Sequence.text and Tokenize; without one the server serves token ids
+// only and says so in its log.
+//
 // The only place that reads flags: they fill ServerOptions and
 // EncoderOptions. SIGINT/SIGTERM: stop accepting, answer every accepted
 // request, exit 0.
@@ -19,6 +23,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "model/encoder.h"
+#include "model/tokenizer.h"
 #include "server/options.h"
 #include "server/server.h"
 
@@ -28,7 +33,8 @@ const attnserve::ServerOptions kDefaults;
 
 ABSL_FLAG(std::string, model, "",
           "Model directory in Hugging Face layout (config.json, "
-          "model.safetensors). Required.");
+          "model.safetensors; vocab.txt or tokenizer.json for text input). "
+          "Required.");
 ABSL_FLAG(std::string, address, kDefaults.address,
           "host:port to listen on (port 0 = any free port).");
 ABSL_FLAG(std::string, precision, "fp32",
@@ -48,6 +54,14 @@ ABSL_FLAG(int64_t, max_tokens_per_request,
 ABSL_FLAG(int64_t, max_response_bytes, kDefaults.limits.max_response_bytes,
           "Largest response (hidden states + attention maps) in bytes; larger "
           "ones are refused before running with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_rank_heads_tokens,
+          kDefaults.limits.max_rank_heads_tokens,
+          "Most work of one RankHeads request, in tokens of forward passes: "
+          "sum over its sequences of T*(1 + layers*heads + layers) (each "
+          "sequence runs unmasked, with each head masked, with each layer "
+          "masked). BERT-base: 157 runs per token, ~0.8 ms per token of work "
+          "on 2 cores; the default is ~25 s. Larger requests get "
+          "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_deadline,
           "Deadline for calls whose client set none.");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
@@ -73,6 +87,8 @@ attnserve::ServerOptions OptionsFromFlags() {
   options.limits.max_tokens_per_request =
       absl::GetFlag(FLAGS_max_tokens_per_request);
   options.limits.max_response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  options.limits.max_rank_heads_tokens =
+      absl::GetFlag(FLAGS_max_rank_heads_tokens);
   options.default_deadline = absl::GetFlag(FLAGS_default_timeout);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
@@ -85,6 +101,7 @@ attnserve::ServerOptions OptionsFromFlags() {
            options.limits.max_sequences_per_request);
   positive("max_tokens_per_request", options.limits.max_tokens_per_request);
   positive("max_response_bytes", options.limits.max_response_bytes);
+  positive("max_rank_heads_tokens", options.limits.max_rank_heads_tokens);
   if (options.limits.max_response_bytes >
       (int64_t{2} << 30) - (int64_t{2} << 20)) {
     Die("--max_response_bytes must be below 2 GiB (the gRPC message limit)");
@@ -131,8 +148,26 @@ int main(int argc, char** argv) {
                      encoder.status().message()));
   }
   const attnserve::ModelInfo info = (*encoder)->info();
+  absl::StatusOr<std::unique_ptr<attnserve::Tokenizer>> tokenizer =
+      attnserve::LoadTokenizerFor(model_dir, info);
+  if (tokenizer.ok()) {
+    std::fprintf(stderr,
+                 "attnserve: tokenizer loaded (%d tokens, do_lower_case=%s): "
+                 "text input and Tokenize enabled\n",
+                 (*tokenizer)->vocab_size(),
+                 (*tokenizer)->do_lower_case() ? "true" : "false");
+  } else {
+    // Token ids are still served; text gets FAILED_PRECONDITION.
+    std::string why = absl::StrReplaceAll(tokenizer.status().message(),
+                                          {{"\n", " "}});
+    std::fprintf(stderr,
+                 "attnserve: no tokenizer (%s): serving token ids only; text "
+                 "input and Tokenize are refused\n",
+                 why.c_str());
+  }
   absl::StatusOr<std::unique_ptr<attnserve::Server>> server =
-      attnserve::Server::Start(options, *std::move(encoder));
+      attnserve::Server::Start(options, *std::move(encoder),
+                               std::move(tokenizer));
   if (!server.ok()) Die(std::string(server.status().message()));
 
   std::string address = options.address;

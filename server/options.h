@@ -11,21 +11,28 @@
 
 namespace attnserve {
 
-// What one Encode request may ask for; checked before it is queued.
+// What one request may ask for; checked before it is queued.
 struct RequestLimits {
   // Sequences in one EncodeRequest.
   int max_sequences_per_request = 256;
   // Tokens summed over the sequences of one EncodeRequest. Also the largest
   // single pass: a request over BatcherOptions::max_batch_tokens runs alone.
   int64_t max_tokens_per_request = 16384;
-  // Size of the tensors of one EncodeResponse (hidden states, embeddings,
-  // attention maps), computed before running: 256 MiB. The gRPC send limit is
-  // this plus kResponseHeadroomBytes for the framing.
+  // Size of one EncodeResponse's payload (hidden states, embeddings,
+  // attention maps, rollout, statistics, token ids and tokens), computed
+  // before running: 256 MiB. The gRPC send limit is this plus
+  // kResponseHeadroomBytes for the framing.
   int64_t max_response_bytes = int64_t{256} << 20;
+  // Work of one RankHeads request: Σ over its sequences of T·(1 + L·H + L)
+  // tokens of forward passes (unmasked, each head masked alone, each layer
+  // masked). ≈ 0.8 ms per token for BERT-base fp32 on 2 cores, so the
+  // default is ≈ 25 s; one 16-token sentence is 2,512 tokens of work.
+  int64_t max_rank_heads_tokens = 32768;
 };
 
 // Added to max_response_bytes for the gRPC max send message size: protobuf
-// framing, shapes and the small fields around the tensors.
+// framing and shapes. (Token ids, tokens and statistics are counted in
+// max_response_bytes with the tensors.)
 inline constexpr int64_t kResponseHeadroomBytes = int64_t{1} << 20;
 
 struct ServerOptions {
@@ -38,6 +45,11 @@ struct ServerOptions {
   absl::Duration default_deadline = absl::Seconds(60);
   // Largest EncodeRequest accepted by gRPC (token ids are 1–5 bytes each).
   int max_receive_message_bytes = 16 << 20;
+  // Outputs of finished passes waiting to be converted to responses (off the
+  // inference thread, see CompletionExecutor), in bytes of floats. Past it
+  // the inference thread waits before its next pass instead of piling up
+  // memory; one completion is always admitted, however large.
+  int64_t max_pending_completion_bytes = int64_t{512} << 20;
   // Shutdown: how long in-flight calls may take to finish before gRPC
   // cancels them.
   absl::Duration shutdown_grace = absl::Seconds(30);

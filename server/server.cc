@@ -10,21 +10,53 @@
 
 namespace attnserve {
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
+    const std::string& dir, const ModelInfo& info) {
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Load(dir);
+  if (!tokenizer.ok()) return tokenizer.status();
+  if ((*tokenizer)->vocab_size() > info.config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the vocab of ", dir, " has ", (*tokenizer)->vocab_size(),
+        " tokens, more than the model's vocab_size = ",
+        info.config.vocab_size, " (config.json): they do not belong together"));
+  }
+  return tokenizer;
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
-    const ServerOptions& options, std::unique_ptr<Encoder> encoder) {
+    const ServerOptions& options, std::unique_ptr<Encoder> encoder,
+    absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer) {
   if (encoder == nullptr) {
     return absl::InvalidArgumentError("Server::Start needs a loaded encoder");
   }
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
   server->encoder_ = std::move(encoder);
+  ServedModel served;
+  served.info = &server->encoder_->info();
+  if (tokenizer.ok() && *tokenizer != nullptr) {
+    server->tokenizer_ = *std::move(tokenizer);
+    served.tokenizer = server->tokenizer_.get();
+  } else {
+    server->tokenizer_status_ =
+        tokenizer.ok() ? absl::NotFoundError("no tokenizer given")
+                       : tokenizer.status();
+    // Worded for clients: the server's paths stay in its log.
+    served.no_tokenizer_reason =
+        server->tokenizer_status_.code() == absl::StatusCode::kNotFound
+            ? "its directory has no vocab.txt or tokenizer.json"
+            : "its vocab could not be loaded (see the server log)";
+  }
   Encoder* model = server->encoder_.get();
+  server->completions_ =
+      std::make_unique<CompletionExecutor>(options.max_pending_completion_bytes);
   server->batcher_ = std::make_unique<Batcher>(
       options.batcher, [model](absl::Span<const SequenceTask> tasks) {
         return model->Forward(tasks);
       });
   server->service_ = std::make_unique<EncoderService>(
-      model->info(), server->options_, server->batcher_.get());
+      std::move(served), server->options_, server->batcher_.get(),
+      server->completions_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -43,6 +75,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     server->batcher_->Shutdown();
+    server->completions_->Shutdown();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address,
                      " (address in use, or not a valid host:port?)"));
@@ -68,7 +101,10 @@ void Server::Shutdown(absl::Duration grace) {
     // them; after `grace` gRPC cancels the rest, which the batcher drops.
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }
+  // The batcher's last answers go through the completion thread: stop it
+  // second.
   if (batcher_ != nullptr) batcher_->Shutdown();
+  if (completions_ != nullptr) completions_->Shutdown();
 }
 
 }  // namespace attnserve

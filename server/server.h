@@ -13,38 +13,61 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "model/encoder.h"
+#include "model/tokenizer.h"
 #include "server/batcher.h"
+#include "server/completion_executor.h"
 #include "server/encoder_service.h"
 #include "server/options.h"
+#include "server/validate.h"
 
 namespace attnserve {
+
+// The tokenizer of model directory `dir`, for serving `info`'s model:
+// Tokenizer::Load, then a check that every vocab id is below the model's
+// vocab_size. NOT_FOUND when the directory has no vocab.txt or
+// tokenizer.json; other errors say what is wrong with the files.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
+    const std::string& dir, const ModelInfo& info);
 
 class Server {
  public:
   // Listens on options.address (port 0: a free port, see port()) and starts
-  // the inference thread. UNAVAILABLE if the address cannot be bound.
+  // the inference and completion threads. `tokenizer` is the model's vocab
+  // (LoadTokenizerFor), or why there is none: then the server still serves
+  // token ids, and refuses text with FAILED_PRECONDITION. UNAVAILABLE if the
+  // address cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
-      const ServerOptions& options, std::unique_ptr<Encoder> encoder);
+      const ServerOptions& options, std::unique_ptr<Encoder> encoder,
+      absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer);
 
   // Shutdown(options.shutdown_grace).
   ~Server();
 
-  // Stops accepting calls, lets the calls in flight finish (the batcher keeps
-  // running; after `grace` gRPC cancels what is left), then drains and joins
-  // the batcher. Idempotent.
+  // Stops accepting calls, lets the calls in flight finish (the batcher and
+  // the completion thread keep running; after `grace` gRPC cancels what is
+  // left), then drains and joins the batcher, then the completion thread.
+  // Idempotent.
   void Shutdown(absl::Duration grace);
 
   int port() const { return port_; }
   const ModelInfo& model_info() const { return encoder_->info(); }
+  // Null when the server has no tokenizer; tokenizer_status() says why.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const absl::Status& tokenizer_status() const { return tokenizer_status_; }
   Batcher& batcher() { return *batcher_; }
+  CompletionExecutor& completions() { return *completions_; }
 
  private:
   Server() = default;
 
   ServerOptions options_;
   int port_ = 0;
-  // Destroyed bottom-up: gRPC server first, the model last.
+  // Destroyed bottom-up: gRPC server first, the model last. The completion
+  // thread outlives the batcher, whose last answers it runs.
   std::unique_ptr<Encoder> encoder_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  absl::Status tokenizer_status_;
+  std::unique_ptr<CompletionExecutor> completions_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<EncoderService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -4,11 +4,20 @@
 #include <numeric>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace attnserve {
 namespace {
+
+// Upper bounds of the encoded size of the small messages, counted in the
+// response size with the tensors: a HeadStats is 2 varints and 8 floats
+// (≤ 54 bytes with its tags and length); a LayerStats besides its matrix
+// holds a varint, a float, a shape and the framing.
+constexpr int64_t kHeadStatsBytes = 64;
+constexpr int64_t kLayerStatsBytes = 64;
 
 std::string MiB(int64_t bytes) {
   return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -44,40 +53,15 @@ absl::StatusOr<std::vector<int>> SelectIndices(
   return selected;
 }
 
-absl::Status CheckUnimplemented(const v1::EncodeRequest& request) {
-  auto later = [](const std::string& field, const std::string& what) {
-    return absl::UnimplementedError(
-        absl::StrCat(field, ": ", what, " is not implemented yet"));
-  };
-  for (int s = 0; s < request.sequences_size(); ++s) {
-    const v1::Sequence& seq = request.sequences(s);
-    if (!seq.text().empty() || !seq.text_pair().empty()) {
-      return later(absl::StrCat("sequences[", s, "].",
-                                seq.text().empty() ? "text_pair" : "text"),
-                   "server-side tokenization (send token_ids instead)");
-    }
-  }
-  if (request.has_attention()) {
-    const v1::AttentionRequest& a = request.attention();
-    if (a.stats()) return later("attention.stats", "per-head statistics");
-    if (a.omit_maps())
-      return later("attention.omit_maps", "leaving out the maps");
-    if (!a.query_positions().empty()) {
-      return later("attention.query_positions", "selecting query rows");
-    }
-    if (a.rollout()) return later("attention.rollout", "attention rollout");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckSequence(const v1::Sequence& seq, int s,
-                           const ModelConfig& config) {
+// A token_ids sequence against the model.
+absl::Status CheckIdSequence(const v1::Sequence& seq, int s,
+                             const ModelConfig& config) {
   const int n = seq.token_ids_size();
   if (n == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequences[", s,
-                     "].token_ids is empty: every sequence needs at least "
-                     "one token (usually [CLS] ... [SEP])"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequences[", s,
+        "].token_ids is empty and text is unset: every sequence needs token "
+        "ids (usually [CLS] ... [SEP]) or text"));
   }
   if (n > config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -112,13 +96,109 @@ absl::Status CheckSequence(const v1::Sequence& seq, int s,
   return absl::OkStatus();
 }
 
+absl::Status NoTokenizerError(const std::string& field,
+                              const ServedModel& model) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(field, ": model \"", model.info->name,
+                   "\" cannot tokenize text: ", model.no_tokenizer_reason,
+                   "; send token_ids instead"));
+}
+
+// Sequence s with text: tokenized, checked against the model.
+absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
+                                               bool truncate,
+                                               const ServedModel& model) {
+  const ModelConfig& config = model.info->config;
+  const std::string at = absl::StrCat("sequences[", s, "]");
+  if (seq.token_ids_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at, " has both token_ids (", seq.token_ids_size(),
+        " ids) and text: send one of them"));
+  }
+  if (seq.token_type_ids_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at,
+        ".token_type_ids is set with text: the tokenizer sets token types (0 "
+        "for text, 1 for text_pair); send token_type_ids only with "
+        "token_ids"));
+  }
+  if (seq.text().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at, ".text_pair is set but text is empty: put the first segment in "
+            "text"));
+  }
+  if (model.tokenizer == nullptr) {
+    return NoTokenizerError(absl::StrCat(at, ".text"), model);
+  }
+  const int max_length = config.max_position_embeddings;
+  absl::StatusOr<Encoding> encoding =
+      model.tokenizer->Encode(seq.text(), seq.text_pair(), max_length,
+                              truncate);
+  if (!encoding.ok()) {
+    // The tokenizer names "text" or "text_pair" for bad UTF-8 (with the byte
+    // offset) and gives the length and the limit for a long input.
+    const absl::string_view message = encoding.status().message();
+    if (absl::StartsWith(message, "text")) {
+      return absl::Status(encoding.status().code(),
+                          absl::StrCat(at, ".", message));
+    }
+    return absl::Status(
+        encoding.status().code(),
+        absl::StrCat(at, ".text: ", message, " (max_position_embeddings)",
+                     truncate ? ""
+                              : absl::StrCat(": set truncate = true to keep "
+                                             "the first ",
+                                             max_length,
+                                             " tokens, or send shorter text")));
+  }
+  if (!seq.text_pair().empty() && config.type_vocab_size < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at, ".text_pair needs token type 1, but the model's type_vocab_size = ",
+        config.type_vocab_size, ": send one text"));
+  }
+  for (size_t i = 0; i < encoding->ids.size(); ++i) {
+    // The server checks the vocab against vocab_size at start; kept as a
+    // guard so the model never sees an id it would refuse.
+    if (encoding->ids[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          at, ".text: token \"", encoding->tokens[i], "\" has id ",
+          encoding->ids[i], ", outside the model's vocab_size = ",
+          config.vocab_size));
+    }
+  }
+  return *std::move(encoding);
+}
+
+absl::StatusOr<InputSequence> ResolveSequence(const v1::Sequence& seq, int s,
+                                              bool truncate,
+                                              const ServedModel& model) {
+  if (!seq.text().empty() || !seq.text_pair().empty()) {
+    return TokenizeSequence(seq, s, truncate, model);
+  }
+  if (absl::Status st = CheckIdSequence(seq, s, model.info->config);
+      !st.ok()) {
+    return st;
+  }
+  InputSequence input;
+  input.ids.assign(seq.token_ids().begin(), seq.token_ids().end());
+  input.type_ids.assign(seq.token_type_ids().begin(),
+                        seq.token_type_ids().end());
+  if (model.tokenizer != nullptr) {
+    input.tokens.reserve(input.ids.size());
+    for (int32_t id : input.ids) {
+      input.tokens.push_back(model.tokenizer->IdToToken(id));
+    }
+  }
+  return input;
+}
+
 absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
                                           const ModelInfo& info) {
   switch (request.pooling()) {
     case v1::POOLING_UNSPECIFIED:
-      // No embedding unless the request asks for a normalized one: then the
-      // model's default pooling.
-      return request.normalize() ? info.default_pooling : PoolingMode::kNone;
+      // The model's default, and an embedding is returned: see the Pooling
+      // comment in the proto.
+      return info.default_pooling;
     case v1::POOLING_NONE:
       if (request.normalize()) {
         return absl::InvalidArgumentError(
@@ -176,6 +256,174 @@ absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(
   return mask;
 }
 
+// AttentionRequest → spec (attention part) and the model layers to keep.
+absl::Status SelectAttention(const v1::AttentionRequest& a,
+                             const std::vector<InputSequence>& inputs,
+                             const ServedModel& model, OutputSpec* spec,
+                             std::vector<int>* model_layers) {
+  const ModelConfig& config = model.info->config;
+  spec->attention = !a.omit_maps();
+  spec->stats = a.stats();
+  spec->rollout = a.rollout();
+  if (a.omit_maps() && !a.stats() && !a.rollout()) {
+    return absl::InvalidArgumentError(
+        "attention.omit_maps = true leaves nothing to return: also set "
+        "attention.stats or attention.rollout, or leave attention out");
+  }
+  if (a.omit_maps() && !a.query_positions().empty()) {
+    return absl::InvalidArgumentError(
+        "attention.query_positions selects rows of the maps, but "
+        "attention.omit_maps = true leaves the maps out: drop one of them");
+  }
+  auto layers =
+      SelectIndices(a.layers(), "attention.layers", config.num_layers, "layers");
+  if (!layers.ok()) return layers.status();
+  auto heads =
+      SelectIndices(a.heads(), "attention.heads", config.num_heads, "heads");
+  if (!heads.ok()) return heads.status();
+  spec->attention_layers = *std::move(layers);
+  spec->attention_heads = *std::move(heads);
+
+  // Rollout multiplies every layer's head-averaged maps: the model keeps all
+  // layers then, whatever `layers` selects for the maps and statistics.
+  if (a.rollout()) {
+    model_layers->resize(config.num_layers);
+    std::iota(model_layers->begin(), model_layers->end(), 0);
+  } else {
+    *model_layers = spec->attention_layers;
+    std::sort(model_layers->begin(), model_layers->end());
+  }
+  for (int layer : spec->attention_layers) {
+    spec->layer_slots.push_back(static_cast<int>(
+        std::lower_bound(model_layers->begin(), model_layers->end(), layer) -
+        model_layers->begin()));
+  }
+
+  // Query rows: each must exist in every sequence of the request.
+  int64_t shortest = config.max_position_embeddings;
+  int shortest_at = 0;
+  for (size_t s = 0; s < inputs.size(); ++s) {
+    if (static_cast<int64_t>(inputs[s].ids.size()) < shortest) {
+      shortest = inputs[s].ids.size();
+      shortest_at = static_cast<int>(s);
+    }
+  }
+  std::vector<int> first_seen(shortest, -1);
+  for (int i = 0; i < a.query_positions_size(); ++i) {
+    const int32_t q = a.query_positions(i);
+    if (q < 0 || q >= shortest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "attention.query_positions[", i, "] = ", q, " is out of range [0, ",
+          shortest, ") for sequences[", shortest_at, "], which has ", shortest,
+          " tokens (positions must exist in every sequence of the request)"));
+    }
+    if (first_seen[q] >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "attention.query_positions[", i, "] = ", q,
+          " repeats attention.query_positions[", first_seen[q],
+          "]: list each position once"));
+    }
+    first_seen[q] = i;
+    spec->query_positions.push_back(q);
+  }
+
+  switch (a.dtype()) {
+    case v1::DATA_TYPE_UNSPECIFIED:
+    case v1::FLOAT32:
+      spec->attention_dtype = v1::FLOAT32;
+      break;
+    case v1::FLOAT16:
+      spec->attention_dtype = v1::FLOAT16;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("attention.dtype = ", static_cast<int>(a.dtype()),
+                       " is not a DataType: use FLOAT32 or FLOAT16"));
+  }
+  if (spec->stats && model.tokenizer != nullptr) {
+    spec->sep_id = model.tokenizer->TokenToId("[SEP]").value_or(-1);
+  }
+  return absl::OkStatus();
+}
+
+// The response's payload by part, computed before running.
+struct ResponseSize {
+  int64_t tokens = 0;  // token_ids and tokens
+  int64_t hidden = 0;
+  int64_t embedding = 0;
+  int64_t maps = 0;
+  int64_t stats = 0;
+  int64_t rollout = 0;
+  int64_t total() const {
+    return tokens + hidden + embedding + maps + stats + rollout;
+  }
+};
+
+ResponseSize SizeOfResponse(const OutputSpec& spec,
+                            const std::vector<InputSequence>& inputs,
+                            const ModelConfig& config) {
+  ResponseSize size;
+  const int64_t hidden = config.hidden_size;
+  const int64_t dtype_bytes = spec.attention_dtype == v1::FLOAT16 ? 2 : 4;
+  const int64_t layers = spec.attention_layers.size();
+  const int64_t heads = spec.attention_heads.size();
+  for (const InputSequence& input : inputs) {
+    const int64_t t = input.ids.size();
+    size.tokens += 5 * t;  // varint ids < 2^31
+    for (const std::string& token : input.tokens) {
+      size.tokens += token.size() + 3;  // tag, length, bytes
+    }
+    if (spec.hidden_states) size.hidden += t * hidden * 4;
+    if (spec.embedding) size.embedding += hidden * 4;
+    const int64_t rows =
+        spec.query_positions.empty() ? t : spec.query_positions.size();
+    if (spec.attention) size.maps += layers * heads * rows * t * dtype_bytes;
+    if (spec.stats) {
+      size.stats += layers * heads * kHeadStatsBytes +
+                    layers * (heads * heads * 4 + kLayerStatsBytes);
+    }
+    if (spec.rollout) size.rollout += t * t * 4;
+  }
+  return size;
+}
+
+absl::Status ResponseTooLarge(const ResponseSize& size, const OutputSpec& spec,
+                              const RequestLimits& limits) {
+  const int64_t bytes = size.total();
+  std::vector<std::string> parts;
+  auto part = [&](int64_t n, const char* what) {
+    if (n > 0) parts.push_back(absl::StrCat(what, " ", n));
+  };
+  part(size.maps, "attention maps");
+  part(size.hidden, "hidden states");
+  part(size.rollout, "rollout");
+  part(size.stats, "statistics");
+  part(size.embedding, "embeddings");
+  part(size.tokens, "tokens");
+  std::vector<std::string> how;
+  if (size.maps > 0) {
+    how.push_back(
+        "ask for fewer layers (attention.layers), heads (attention.heads) or "
+        "query rows (attention.query_positions)");
+    if (spec.attention_dtype == v1::FLOAT16) {
+      how.back() += " (attention is already FLOAT16)";
+    } else {
+      how.push_back("set attention.dtype = FLOAT16 (half the map size)");
+    }
+    if (spec.stats) {
+      how.push_back("set attention.omit_maps = true to get only the statistics");
+    }
+  }
+  if (size.hidden > 0) how.push_back("set return_hidden_states = false");
+  if (size.rollout > 0) how.push_back("leave out attention.rollout");
+  how.push_back("or send fewer or shorter sequences per request");
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the response would be ", bytes, " bytes (", MiB(bytes), ": ",
+      absl::StrJoin(parts, ", "), "), more than this server's limit of ",
+      limits.max_response_bytes, " bytes (", MiB(limits.max_response_bytes),
+      ", --max_response_bytes): ", absl::StrJoin(how, ", ")));
+}
+
 }  // namespace
 
 absl::Status CheckModelName(const std::string& requested,
@@ -186,17 +434,10 @@ absl::Status CheckModelName(const std::string& requested,
                                           info.name, "\""));
 }
 
-absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
-    const v1::EncodeRequest& request, const ModelInfo& info,
-    const RequestLimits& limits) {
-  const ModelConfig& config = info.config;
-  if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckUnimplemented(request); !s.ok()) return s;
-
-  // The batch.
-  const int num_seqs = request.sequences_size();
+absl::StatusOr<std::vector<InputSequence>> ResolveSequences(
+    const google::protobuf::RepeatedPtrField<v1::Sequence>& sequences,
+    bool truncate, const ServedModel& model, const RequestLimits& limits) {
+  const int num_seqs = sequences.size();
   if (num_seqs == 0) {
     return absl::InvalidArgumentError(
         "sequences is empty: send at least one sequence");
@@ -204,18 +445,19 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
   if (num_seqs > limits.max_sequences_per_request) {
     return absl::InvalidArgumentError(absl::StrCat(
         "sequences has ", num_seqs,
-        " entries, more than this server's limit "
-        "of ",
+        " entries, more than this server's limit of ",
         limits.max_sequences_per_request,
         " per request (--max_sequences_per_request): split the batch"));
   }
+  std::vector<InputSequence> inputs;
+  inputs.reserve(num_seqs);
   int64_t total_tokens = 0;
   for (int s = 0; s < num_seqs; ++s) {
-    if (absl::Status st = CheckSequence(request.sequences(s), s, config);
-        !st.ok()) {
-      return st;
-    }
-    total_tokens += request.sequences(s).token_ids_size();
+    absl::StatusOr<InputSequence> input =
+        ResolveSequence(sequences[s], s, truncate, model);
+    if (!input.ok()) return input.status();
+    total_tokens += input->ids.size();
+    inputs.push_back(*std::move(input));
   }
   if (total_tokens > limits.max_tokens_per_request) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -224,42 +466,32 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
         limits.max_tokens_per_request,
         " per request (--max_tokens_per_request): split the batch"));
   }
+  return inputs;
+}
+
+absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
+    const v1::EncodeRequest& request, const ServedModel& model,
+    const RequestLimits& limits) {
+  const ModelInfo& info = *model.info;
+  const ModelConfig& config = info.config;
+  if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {
+    return s;
+  }
+  ValidatedEncode out;
+  absl::StatusOr<std::vector<InputSequence>> inputs =
+      ResolveSequences(request.sequences(), request.truncate(), model, limits);
+  if (!inputs.ok()) return inputs.status();
+  out.inputs = *std::move(inputs);
 
   // What to return.
-  ValidatedEncode out;
   OutputSpec& spec = out.spec;
   spec.hidden_states = request.return_hidden_states();
   std::vector<int> model_layers;  // ascending, as the model wants them
   if (request.has_attention()) {
-    const v1::AttentionRequest& a = request.attention();
-    spec.attention = true;
-    auto layers = SelectIndices(a.layers(), "attention.layers",
-                                config.num_layers, "layers");
-    if (!layers.ok()) return layers.status();
-    auto heads =
-        SelectIndices(a.heads(), "attention.heads", config.num_heads, "heads");
-    if (!heads.ok()) return heads.status();
-    spec.attention_layers = *std::move(layers);
-    spec.attention_heads = *std::move(heads);
-    model_layers = spec.attention_layers;
-    std::sort(model_layers.begin(), model_layers.end());
-    for (int layer : spec.attention_layers) {
-      spec.layer_slots.push_back(static_cast<int>(
-          std::lower_bound(model_layers.begin(), model_layers.end(), layer) -
-          model_layers.begin()));
-    }
-    switch (a.dtype()) {
-      case v1::DATA_TYPE_UNSPECIFIED:
-      case v1::FLOAT32:
-        spec.attention_dtype = v1::FLOAT32;
-        break;
-      case v1::FLOAT16:
-        spec.attention_dtype = v1::FLOAT16;
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("attention.dtype = ", static_cast<int>(a.dtype()),
-                         " is not a DataType: use FLOAT32 or FLOAT16"));
+    if (absl::Status s = SelectAttention(request.attention(), out.inputs,
+                                         model, &spec, &model_layers);
+        !s.ok()) {
+      return s;
     }
   }
   auto pooling = SelectPooling(request, info);
@@ -269,41 +501,18 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
   if (!head_mask.ok()) return head_mask.status();
 
   // Size of the answer, before any work is done.
-  const int64_t hidden = config.hidden_size;
-  const int64_t dtype_bytes = spec.attention_dtype == v1::FLOAT16 ? 2 : 4;
-  const int64_t maps = static_cast<int64_t>(spec.attention_layers.size()) *
-                       spec.attention_heads.size();
-  int64_t bytes = 0;
-  for (const v1::Sequence& seq : request.sequences()) {
-    const int64_t t = seq.token_ids_size();
-    if (spec.hidden_states) bytes += t * hidden * 4;
-    if (spec.embedding) bytes += hidden * 4;
-    bytes += maps * t * t * dtype_bytes;
+  const ResponseSize size = SizeOfResponse(spec, out.inputs, config);
+  if (size.total() > limits.max_response_bytes) {
+    return ResponseTooLarge(size, spec, limits);
   }
-  if (bytes > limits.max_response_bytes) {
-    std::string how =
-        spec.attention_dtype == v1::FLOAT16
-            ? "ask for fewer layers (attention.layers) or heads "
-              "(attention.heads; attention is already FLOAT16), or send fewer "
-              "or shorter sequences per request"
-            : "ask for fewer layers (attention.layers) or heads "
-              "(attention.heads), set attention.dtype = FLOAT16 (half the "
-              "size), or send fewer or shorter sequences per request";
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the response would be ", bytes, " bytes (", MiB(bytes),
-        "), more than this server's limit of ", limits.max_response_bytes,
-        " bytes (", MiB(limits.max_response_bytes),
-        ", --max_response_bytes): ", how));
-  }
-  out.response_bytes = bytes;
+  out.response_bytes = size.total();
 
   // The model's tasks.
-  out.tasks.reserve(num_seqs);
-  for (const v1::Sequence& seq : request.sequences()) {
+  out.tasks.reserve(out.inputs.size());
+  for (const InputSequence& input : out.inputs) {
     SequenceTask task;
-    task.token_ids.assign(seq.token_ids().begin(), seq.token_ids().end());
-    task.token_type_ids.assign(seq.token_type_ids().begin(),
-                               seq.token_type_ids().end());
+    task.token_ids = input.ids;
+    task.token_type_ids = input.type_ids;
     task.want_hidden = spec.hidden_states;
     task.attention_layers = model_layers;
     task.head_mask = *head_mask;
@@ -312,6 +521,90 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
     out.tasks.push_back(std::move(task));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<InputSequence>> ValidateTokenizeRequest(
+    const v1::TokenizeRequest& request, const ServedModel& model,
+    const RequestLimits& limits) {
+  if (absl::Status s = CheckModelName(request.model(), *model.info); !s.ok()) {
+    return s;
+  }
+  if (model.tokenizer == nullptr) {
+    return NoTokenizerError("Tokenize", model);
+  }
+  return ResolveSequences(request.sequences(), request.truncate(), model,
+                          limits);
+}
+
+absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
+    const v1::RankHeadsRequest& request, const ServedModel& model,
+    const RequestLimits& limits, int64_t tokens_per_pass) {
+  const ModelInfo& info = *model.info;
+  const ModelConfig& config = info.config;
+  if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {
+    return s;
+  }
+  PoolingMode pooling = PoolingMode::kMean;
+  switch (request.pooling()) {
+    case v1::POOLING_UNSPECIFIED:
+    case v1::POOLING_MEAN:
+      break;
+    case v1::POOLING_CLS:
+      pooling = PoolingMode::kCls;
+      break;
+    case v1::POOLING_POOLER:
+      if (!info.has_pooler) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "pooling = POOLING_POOLER but model \"", info.name,
+            "\" has no pooler weights: use POOLING_MEAN (the default) or "
+            "POOLING_CLS"));
+      }
+      pooling = PoolingMode::kPooler;
+      break;
+    case v1::POOLING_NONE:
+      return absl::InvalidArgumentError(
+          "pooling = POOLING_NONE, but RankHeads compares pooled outputs: use "
+          "POOLING_MEAN (the default), POOLING_CLS or POOLING_POOLER");
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("pooling = ", static_cast<int>(request.pooling()),
+                       " is not a Pooling value"));
+  }
+  absl::StatusOr<std::vector<InputSequence>> inputs =
+      ResolveSequences(request.sequences(), request.truncate(), model, limits);
+  if (!inputs.ok()) return inputs.status();
+
+  // The work, checked here to name the flag (RankHeadsJob::Create checks it
+  // again against the same limit).
+  const int64_t layers = config.num_layers, heads = config.num_heads;
+  const int64_t runs = 1 + layers * heads + layers;
+  int64_t tokens = 0;
+  for (const InputSequence& input : *inputs) tokens += input.ids.size();
+  const int64_t work = tokens * runs;
+  const int64_t limit = limits.max_rank_heads_tokens;
+  if (work > limit) {
+    const int64_t fits = limit / runs;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "RankHeads would run ", work, " tokens of forward passes (",
+        inputs->size(), " sequences of ", tokens, " tokens in all, each run ",
+        runs, " times: unmasked, ", layers * heads, " single heads masked, ",
+        layers, " whole layers masked), more than this server's limit of ",
+        limit, " (--max_rank_heads_tokens): ",
+        fits > 0 ? absl::StrCat("send fewer or shorter sequences, at most ",
+                                fits, " tokens in all for this model")
+                 : absl::StrCat("one token costs ", runs,
+                                " on this model, so it cannot be ranked here; "
+                                "ask the operator to raise the limit")));
+  }
+  std::vector<RankSequence> sequences;
+  sequences.reserve(inputs->size());
+  for (InputSequence& input : *inputs) {
+    sequences.push_back({std::move(input.ids), std::move(input.type_ids)});
+  }
+  RankHeadsLimits job_limits;
+  job_limits.tokens_per_pass = tokens_per_pass;
+  job_limits.max_ablation_tokens = limit;
+  return RankHeadsJob::Create(info, std::move(sequences), pooling, job_limits);
 }
 
 }  // namespace attnserve

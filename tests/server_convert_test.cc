@@ -113,8 +113,13 @@ TEST(ServerConvertTest, SelectsLayersAndHeadsInRequestOrder) {
     }
   }
   out.hidden.assign(t * 4, 0.5f);
+  InputSequence input;
+  input.ids = {2, 3};
+  input.tokens = {"[CLS]", "[SEP]"};
   v1::SequenceResult result;
-  ASSERT_TRUE(ToSequenceResult(spec, config, t, out, &result).ok());
+  ASSERT_TRUE(ToSequenceResult(spec, config, input, out, &result).ok());
+  EXPECT_THAT(result.token_ids(), ElementsAre(2, 3));
+  EXPECT_THAT(result.tokens(), ElementsAre("[CLS]", "[SEP]"));
   EXPECT_THAT(result.attention().shape(), ElementsAre(2, 1, 2, 2));
   EXPECT_EQ(result.attention().dtype(), v1::FLOAT32);
   EXPECT_THAT(Floats(result.attention().data()),
@@ -128,7 +133,10 @@ TEST(ServerConvertTest, SelectsLayersAndHeadsInRequestOrder) {
   SequenceOutput out16;
   out16.attention.assign(2 * 2 * 4, 1.0f);
   v1::SequenceResult result16;
-  ASSERT_TRUE(ToSequenceResult(spec, config, t, out16, &result16).ok());
+  InputSequence input16;
+  input16.ids = {2, 3};
+  ASSERT_TRUE(ToSequenceResult(spec, config, input16, out16, &result16).ok());
+  EXPECT_EQ(result16.tokens_size(), 0);  // no vocab, no tokens
   EXPECT_EQ(result16.attention().dtype(), v1::FLOAT16);
   EXPECT_EQ(result16.attention().data().size(), 2u * 4 * 2);
   EXPECT_EQ(result16.attention().data().substr(0, 2),
@@ -146,8 +154,68 @@ TEST(ServerConvertTest, WrongModelOutputSizeIsInternal) {
   SequenceOutput out;
   out.hidden.assign(3, 0.f);
   v1::SequenceResult result;
-  EXPECT_EQ(ToSequenceResult(spec, config, 2, out, &result).code(),
+  InputSequence input;
+  input.ids = {5, 6};
+  EXPECT_EQ(ToSequenceResult(spec, config, input, out, &result).code(),
             absl::StatusCode::kInternal);
+}
+
+TEST(ServerConvertTest, QueryRowsInRequestOrderAndRolloutKeepsAllLayers) {
+  ModelConfig config;
+  config.num_layers = 2;
+  config.num_heads = 1;
+  config.hidden_size = 4;
+  // Rollout made the model keep both layers; the client asked for layer 1
+  // only, rows [2, 0] of its 3×3 map.
+  OutputSpec spec;
+  spec.attention = true;
+  spec.attention_layers = {1};
+  spec.layer_slots = {1};
+  spec.attention_heads = {0};
+  spec.query_positions = {2, 0};
+  SequenceOutput out;
+  // (2 layers, 1 head, 3, 3): value = 10·layer + element
+  for (int l = 0; l < 2; ++l) {
+    for (int e = 0; e < 9; ++e) out.attention.push_back(10 * l + e);
+  }
+  InputSequence input;
+  input.ids = {2, 7, 3};
+  v1::SequenceResult result;
+  // Without rollout the model would have kept one layer: a size mismatch.
+  EXPECT_EQ(ToSequenceResult(spec, config, input, out, &result).code(),
+            absl::StatusCode::kInternal);
+  spec.rollout = true;
+  // (Rollout of rows that are not distributions is still computed; only its
+  // shape matters here. Its values are checked through gRPC.)
+  result.Clear();
+  ASSERT_TRUE(ToSequenceResult(spec, config, input, out, &result).ok());
+  EXPECT_THAT(result.attention().shape(), ElementsAre(1, 1, 2, 3));
+  EXPECT_THAT(Floats(result.attention().data()),
+              ElementsAre(16, 17, 18, 10, 11, 12));
+  EXPECT_THAT(result.rollout().shape(), ElementsAre(3, 3));
+  EXPECT_EQ(result.rollout().dtype(), v1::FLOAT32);
+}
+
+TEST(ServerConvertTest, TokenizedSequenceFlattensOffsets) {
+  InputSequence input;
+  input.ids = {2, 40, 41, 3};
+  input.tokens = {"[CLS]", "hello", "##s", "[SEP]"};
+  input.type_ids = {0, 0, 0, 0};
+  input.offsets = {{0, 0}, {0, 5}, {5, 6}, {0, 0}};
+  v1::TokenizedSequence result;
+  ToTokenizedSequence(input, &result);
+  EXPECT_THAT(result.token_ids(), ElementsAre(2, 40, 41, 3));
+  EXPECT_THAT(result.tokens(), ElementsAre("[CLS]", "hello", "##s", "[SEP]"));
+  EXPECT_THAT(result.token_type_ids(), ElementsAre(0, 0, 0, 0));
+  EXPECT_THAT(result.offsets(), ElementsAre(0, 0, 0, 5, 5, 6, 0, 0));
+
+  // token_ids input without type ids: all 0, no offsets.
+  InputSequence ids;
+  ids.ids = {2, 3};
+  v1::TokenizedSequence from_ids;
+  ToTokenizedSequence(ids, &from_ids);
+  EXPECT_THAT(from_ids.token_type_ids(), ElementsAre(0, 0));
+  EXPECT_EQ(from_ids.offsets_size(), 0);
 }
 
 }  // namespace

@@ -23,124 +23,15 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "model/encoder.h"
-#include "model/safetensors.h"  // HalfToFloat
 #include "proto/attnserve.grpc.pb.h"
 #include "tests/golden.h"
+#include "tests/server_testing.h"
 
 namespace attnserve {
 namespace {
 
-using ::attnserve::testing::GoldenSequence;
-using ::attnserve::testing::MaxAbsDiff;
-using ::attnserve::testing::ReadGolden;
+using namespace ::attnserve::testing;  // NOLINT: the server test helpers
 using ::testing::HasSubstr;
-
-const char kModelDir[] = ATTNSERVE_TEST_DATA "/tiny_bert";
-constexpr int kLayers = 2, kHeads = 4, kHidden = 32, kVocab = 99,
-              kMaxPositions = 40;
-constexpr double kHiddenTolerance = 1e-4;
-constexpr double kAttentionTolerance = 1e-5;
-
-// Small limits so every limit can be hit with tiny inputs. The six goldens
-// (1+5+12+23+40+9 = 90 tokens) fit in one request with all their attention
-// (87,680 bytes with hidden states).
-ServerOptions TestOptions() {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.limits.max_sequences_per_request = 8;
-  options.limits.max_tokens_per_request = 100;
-  options.limits.max_response_bytes = 100000;
-  options.default_deadline = absl::Seconds(30);
-  options.shutdown_grace = absl::Seconds(20);
-  return options;
-}
-
-std::unique_ptr<Server> StartServer(const ServerOptions& options) {
-  absl::StatusOr<std::unique_ptr<Encoder>> encoder = Encoder::Load(kModelDir);
-  if (!encoder.ok()) {
-    ADD_FAILURE() << "loading " << kModelDir << ": " << encoder.status();
-    return nullptr;
-  }
-  absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Start(options, *std::move(encoder));
-  if (!server.ok()) {
-    ADD_FAILURE() << "starting the server: " << server.status();
-    return nullptr;
-  }
-  return *std::move(server);
-}
-
-std::shared_ptr<grpc::Channel> NewChannel(int port) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
-
-void SetDeadline(grpc::ClientContext* context, int seconds = 30) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::seconds(seconds));
-}
-
-grpc::Status CallEncode(v1::Encoder::Stub& stub,
-                        const v1::EncodeRequest& request,
-                        v1::EncodeResponse* response) {
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  return stub.Encode(&context, request, response);
-}
-
-void AddSequence(const GoldenSequence& g, v1::EncodeRequest* request) {
-  v1::Sequence* seq = request->add_sequences();
-  seq->mutable_token_ids()->Add(g.token_ids.begin(), g.token_ids.end());
-  seq->mutable_token_type_ids()->Add(g.token_type_ids.begin(),
-                                     g.token_type_ids.end());
-}
-
-std::vector<int64_t> Shape(const v1::Tensor& t) {
-  return std::vector<int64_t>(t.shape().begin(), t.shape().end());
-}
-
-// Little-endian bytes → floats.
-std::vector<float> DecodeFloat32(const v1::Tensor& t) {
-  EXPECT_EQ(t.dtype(), v1::FLOAT32);
-  const std::string& d = t.data();
-  std::vector<float> out(d.size() / 4);
-  const auto* b = reinterpret_cast<const unsigned char*>(d.data());
-  for (size_t i = 0; i < out.size(); ++i) {
-    const uint32_t u = b[4 * i] | (uint32_t{b[4 * i + 1]} << 8) |
-                       (uint32_t{b[4 * i + 2]} << 16) |
-                       (uint32_t{b[4 * i + 3]} << 24);
-    std::memcpy(&out[i], &u, 4);
-  }
-  return out;
-}
-
-std::vector<float> DecodeFloat16(const v1::Tensor& t) {
-  EXPECT_EQ(t.dtype(), v1::FLOAT16);
-  const std::string& d = t.data();
-  std::vector<float> out(d.size() / 2);
-  const auto* b = reinterpret_cast<const unsigned char*>(d.data());
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = HalfToFloat(static_cast<uint16_t>(b[2 * i] | (b[2 * i + 1] << 8)));
-  }
-  return out;
-}
-
-// The golden's (layers, heads, T, T) maps of `layers` × `heads`, in that order.
-std::vector<float> GoldenAttention(const GoldenSequence& g,
-                                   const std::vector<int>& layers,
-                                   const std::vector<int>& heads) {
-  const int64_t map = g.length() * g.length();
-  std::vector<float> out;
-  for (int l : layers) {
-    for (int h : heads) {
-      const float* src = g.attention.data() + (l * kHeads + h) * map;
-      out.insert(out.end(), src, src + map);
-    }
-  }
-  return out;
-}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -163,11 +54,7 @@ class ServerTest : public ::testing::Test {
   }
 
   const GoldenSequence& Golden(const std::string& name) {
-    for (const GoldenSequence& g : *golden_) {
-      if (g.name == name) return g;
-    }
-    ADD_FAILURE() << "no golden sequence " << name;
-    return golden_->front();
+    return FindGolden(*golden_, name);
   }
 
   static Server* server_;
@@ -200,7 +87,13 @@ TEST_F(ServerTest, MixedLengthsInOneRequestMatchGolden) {
               (std::vector<int64_t>{kLayers, kHeads, t, t}));
     EXPECT_LE(MaxAbsDiff(DecodeFloat32(r.attention()), g.attention),
               kAttentionTolerance);
-    EXPECT_FALSE(r.has_embedding());
+    EXPECT_EQ(std::vector<int32_t>(r.token_ids().begin(), r.token_ids().end()),
+              g.token_ids);
+    EXPECT_EQ(r.tokens_size(), t);  // tiny_bert has a vocab.txt
+    // POOLING_UNSPECIFIED: the model's default, CLS for tiny_bert.
+    const std::vector<float> cls(g.hidden.begin(), g.hidden.begin() + kHidden);
+    EXPECT_EQ(Shape(r.embedding()), (std::vector<int64_t>{kHidden}));
+    EXPECT_LE(MaxAbsDiff(DecodeFloat32(r.embedding()), cls), kHiddenTolerance);
   }
 }
 
@@ -262,6 +155,9 @@ TEST_F(ServerTest, Float16AttentionIsWithinHalfRoundingOfGolden) {
   }
 }
 
+// Issue 2 left every tensor unset unless asked. Since issue 3, pooling
+// UNSPECIFIED means "the model's default", which is an ask: the embedding is
+// there by default and POOLING_NONE leaves it out.
 TEST_F(ServerTest, TensorsAreAbsentUnlessAsked) {
   const GoldenSequence& g = Golden("len5");
   v1::EncodeRequest request;
@@ -271,6 +167,13 @@ TEST_F(ServerTest, TensorsAreAbsentUnlessAsked) {
   ASSERT_EQ(response.results_size(), 1);
   EXPECT_FALSE(response.results(0).has_hidden_states());
   EXPECT_FALSE(response.results(0).has_attention());
+  EXPECT_TRUE(response.results(0).has_embedding());
+  EXPECT_FALSE(response.results(0).has_rollout());
+  EXPECT_EQ(response.results(0).head_stats_size(), 0);
+  EXPECT_EQ(response.results(0).token_ids_size(), 5);
+
+  request.set_pooling(v1::POOLING_NONE);
+  ASSERT_TRUE(CallEncode(*stub_, request, &response).ok());
   EXPECT_FALSE(response.results(0).has_embedding());
 
   request.set_return_hidden_states(true);
@@ -420,29 +323,6 @@ TEST_F(ServerTest, HealthCheckSaysServing) {
   }
 }
 
-TEST_F(ServerTest, UnimplementedPartsSaySo) {
-  v1::EncodeRequest request;
-  request.add_sequences()->set_text("hello world");
-  v1::EncodeResponse response;
-  grpc::Status status = CallEncode(*stub_, request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("sequences[0].text"));
-
-  request.Clear();
-  AddSequence(Golden("len5"), &request);
-  request.mutable_attention()->set_stats(true);
-  status = CallEncode(*stub_, request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("attention.stats"));
-
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  v1::TokenizeResponse tokens;
-  status = stub_->Tokenize(&context, v1::TokenizeRequest(), &tokens);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("Tokenize"));
-}
-
 struct BadCase {
   const char* name;
   std::function<void(v1::EncodeRequest*)> edit;
@@ -579,8 +459,8 @@ TEST_F(ServerTest, EveryBadInputIsRefusedWithItsCodeAndAClearMessage) {
          r->mutable_attention();
        },
        StatusCode::RESOURCE_EXHAUSTED,
-       {"102400 bytes", "limit of 100000 bytes", "FLOAT16", "attention.layers",
-        "attention.heads"}},
+       {"attention maps 102400", "limit of 100000 bytes", "FLOAT16",
+        "attention.layers", "attention.heads", "attention.query_positions"}},
   };
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -750,7 +630,8 @@ TEST(ServerStartTest, RefusesAnAddressItCannotBind) {
   ServerOptions options = TestOptions();
   options.address = absl::StrCat("127.0.0.1:", first->port());
   absl::StatusOr<std::unique_ptr<Server>> second =
-      Server::Start(options, *std::move(encoder));
+      Server::Start(options, *std::move(encoder),
+                    absl::NotFoundError("no tokenizer in this test"));
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr(options.address));
 }
