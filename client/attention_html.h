@@ -1,0 +1,67 @@
+// One self-contained HTML page that draws the attention of one sequence:
+//   (a) the head view: tokens in two columns (query left, key right), lines
+//       weighted by attention and colored per head, a layer picker, head
+//       toggles, hover a token to focus on its lines;
+//   (b) a grid of per-head heatmaps labelled with the tokens, each with its
+//       statistics, grouped by layer with the layer's head diversity;
+//   (c) the attention rollout map, when given.
+// No external scripts, fonts, images or network: the CSS and JS are inline
+// and the data is embedded as JSON. When the script has drawn everything it
+// sets document.body.dataset.rendered to the number of head heatmaps drawn;
+// any script error is appended to document.body.dataset.errors (both are
+// what tests/attention_html_test.cc checks in headless Chromium).
+//
+// Plain structs in, a string out: no protobuf, no I/O. Any thread.
+#ifndef ATTNSERVE_CLIENT_ATTENTION_HTML_H_
+#define ATTNSERVE_CLIENT_ATTENTION_HTML_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace attnserve::client {
+
+// Statistics of one head (the server's HeadStats), each a mean over query
+// rows.
+struct HeadSummary {
+  int layer = 0;
+  int head = 0;
+  float entropy = 0;  // nats
+  float max_weight = 0;
+  float mean_distance = 0;  // tokens
+  float cls_weight = 0;
+  float sep_weight = 0;
+  float self_weight = 0;
+  float prev_weight = 0;
+  float next_weight = 0;
+};
+
+// How different the heads of one layer are (the server's LayerStats).
+struct LayerSummary {
+  int layer = 0;
+  float diversity = 0;               // mean JS divergence over head pairs
+  std::vector<float> js_divergence;  // (heads, heads) or empty
+};
+
+struct AttentionPage {
+  std::string title;                    // heading, e.g. the input text
+  std::string subtitle;                 // e.g. the model and the options
+  std::vector<std::string> tokens;      // (T)
+  std::vector<int> layers;              // (L) model layer of each map
+  std::vector<int> heads;               // (H) model head of each map
+  std::vector<float> attention;         // (L, H, T, T) rows = query, cols = key
+  std::vector<HeadSummary> head_stats;  // any subset, by (layer, head)
+  std::vector<LayerSummary> layer_stats;    // any subset, by layer
+  std::vector<float> rollout;               // (T, T) or empty
+  std::vector<std::pair<int, int>> masked;  // (layer, head); head -1 = all
+};
+
+// INVALID_ARGUMENT when the sizes disagree (attention is not L·H·T·T,
+// rollout neither empty nor T·T, a js_divergence not H·H, no tokens).
+absl::StatusOr<std::string> RenderAttentionHtml(const AttentionPage& page);
+
+}  // namespace attnserve::client
+
+#endif  // ATTNSERVE_CLIENT_ATTENTION_HTML_H_

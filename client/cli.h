@@ -1,0 +1,64 @@
+// attnctl's command line: the flags of every command, parsed and checked
+// into one plain struct. Only main() reads argv; everything else gets Flags.
+//
+// Pure functions; any thread.
+#ifndef ATTNSERVE_CLIENT_CLI_H_
+#define ATTNSERVE_CLIENT_CLI_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/attnserve.pb.h"
+
+namespace attnserve::client {
+
+extern const char kUsage[];
+
+struct Flags {
+  bool help = false;    // -h, --help, help: print kUsage
+  std::string command;  // info tokenize encode similarity heads attention
+
+  // Input: positional texts, or token ids (not both).
+  std::vector<std::string> texts;         // one sequence each
+  std::string pair;                       // --pair: second segment of the text
+  std::vector<std::vector<int32_t>> ids;  // --ids, repeatable
+  std::vector<std::vector<int32_t>> type_ids;  // --type-ids, one per --ids
+  bool truncate = false;  // longest-first, to max positions
+
+  // Connection.
+  std::string target = "localhost:50051";
+  double timeout_seconds = 30;  // deadline of every call
+  std::string model;            // empty = the server's default
+
+  // Outputs.
+  bool attention = false;       // encode: return and print attention
+  std::vector<int32_t> layers;  // empty = all
+  std::vector<int32_t> heads;   // empty = all
+  bool fp16 = false;            // attention as FLOAT16
+  bool hidden = false;          // last hidden states
+  v1::Pooling pooling = v1::POOLING_UNSPECIFIED;
+  bool normalize = false;
+  std::vector<std::string> query_words;  // --query it: rows of these tokens
+  std::vector<int32_t> query_positions;  // --query-positions 9 (server-side)
+  int top = 0;  // 0 = the command's default: heads: ranked heads shown
+                // (10); encode --query: targets per row (3)
+  // --mask L:H[,L:H...]: heads switched off (head -1 = the whole layer).
+  std::vector<std::pair<int, int>> mask;
+  bool no_rank = false;  // heads: skip RankHeads
+  std::string html;      // attention: write the picture here
+  bool json = false;
+};
+
+// Parses argv[1..] (so `args` excludes the program name). INVALID_ARGUMENT
+// with a message for the user on anything wrong; Flags::help when asked.
+absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args);
+
+// The Sequence messages of the input (texts with the pair, or ids).
+std::vector<v1::Sequence> Sequences(const Flags& flags);
+
+}  // namespace attnserve::client
+
+#endif  // ATTNSERVE_CLIENT_CLI_H_

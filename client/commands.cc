@@ -1,0 +1,543 @@
+#include "client/commands.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/attention_html.h"
+#include "client/format.h"
+
+namespace attnserve::client {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      s.error_message());
+}
+
+void SetDeadline(const Flags& f, grpc::ClientContext* context) {
+  context->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>(f.timeout_seconds * 1e6)));
+}
+
+absl::Status BadResponse(absl::string_view message) {
+  return absl::DataLossError(absl::StrCat("bad response: ", message));
+}
+
+absl::StatusOr<v1::ModelInfo> GetInfo(const Flags& f,
+                                      v1::Encoder::StubInterface& stub) {
+  grpc::ClientContext context;
+  SetDeadline(f, &context);
+  v1::GetModelInfoRequest request;
+  request.set_model(f.model);
+  v1::ModelInfo info;
+  grpc::Status status = stub.GetModelInfo(&context, request, &info);
+  if (!status.ok()) return FromGrpc(status);
+  return info;
+}
+
+absl::StatusOr<v1::EncodeResponse> CallEncode(
+    const Flags& f, v1::Encoder::StubInterface& stub,
+    const v1::EncodeRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(f, &context);
+  v1::EncodeResponse response;
+  grpc::Status status = stub.Encode(&context, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  if (response.results_size() != request.sequences_size()) {
+    return BadResponse(absl::StrCat(response.results_size(), " results for ",
+                                    request.sequences_size(), " sequences"));
+  }
+  return response;
+}
+
+// The head_mask of the request: --mask with layer:* expanded to every head
+// of the layer (which asks the server how many heads a layer has).
+absl::StatusOr<std::vector<std::pair<int, int>>> ExpandMask(
+    const Flags& f, v1::Encoder::StubInterface& stub) {
+  std::vector<std::pair<int, int>> out;
+  int num_heads = -1;
+  for (const auto& [layer, head] : f.mask) {
+    if (head >= 0) {
+      out.emplace_back(layer, head);
+      continue;
+    }
+    if (num_heads < 0) {
+      absl::StatusOr<v1::ModelInfo> info = GetInfo(f, stub);
+      if (!info.ok()) return info.status();
+      num_heads = info->num_heads();
+    }
+    for (int h = 0; h < num_heads; ++h) out.emplace_back(layer, h);
+  }
+  return out;
+}
+
+// The request common to encode, similarity, heads and attention.
+absl::StatusOr<v1::EncodeRequest> BaseRequest(
+    const Flags& f, v1::Encoder::StubInterface& stub) {
+  v1::EncodeRequest request;
+  request.set_model(f.model);
+  for (v1::Sequence& seq : Sequences(f)) {
+    *request.add_sequences() = std::move(seq);
+  }
+  request.set_truncate(f.truncate);
+  request.set_pooling(f.pooling);
+  request.set_normalize(f.normalize);
+  absl::StatusOr<std::vector<std::pair<int, int>>> mask = ExpandMask(f, stub);
+  if (!mask.ok()) return mask.status();
+  for (const auto& [layer, head] : *mask) {
+    v1::HeadRef* ref = request.add_head_mask();
+    ref->set_layer(layer);
+    ref->set_head(head);
+  }
+  return request;
+}
+
+// Labels of the returned layers or heads: what was asked, or 0..n-1.
+std::vector<int32_t> Labels(const std::vector<int32_t>& asked, int64_t n) {
+  if (!asked.empty()) return asked;
+  std::vector<int32_t> all(n);
+  for (int64_t i = 0; i < n; ++i) all[i] = static_cast<int32_t>(i);
+  return all;
+}
+
+// The tokens of a result, or its ids as text when the server sent none.
+std::vector<std::string> ResultTokens(const v1::SequenceResult& r,
+                                      const std::vector<int32_t>& ids) {
+  if (r.tokens_size() > 0) return {r.tokens().begin(), r.tokens().end()};
+  std::vector<std::string> out;
+  if (r.token_ids_size() > 0) {
+    for (int32_t id : r.token_ids()) out.push_back(absl::StrCat(id));
+  } else {
+    for (int32_t id : ids) out.push_back(absl::StrCat(id));
+  }
+  return out;
+}
+
+// "[CLS] the cat [SEP]", cut after `max` tokens.
+std::string TokenLine(const std::vector<std::string>& tokens, size_t max = 40) {
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < tokens.size() && i < max; ++i) {
+    shown.push_back(Printable(tokens[i]));
+  }
+  if (tokens.size() > max) shown.push_back("...");
+  return absl::StrJoin(shown, " ");
+}
+
+// What a sequence of the input is, for headings: the quoted text, or ids.
+std::string InputLabel(const Flags& f, size_t s) {
+  if (s < f.texts.size()) {
+    std::string label = absl::StrCat("\"", Printable(f.texts[s]), "\"");
+    if (!f.pair.empty()) {
+      absl::StrAppend(&label, " + \"", Printable(f.pair), "\"");
+    }
+    return label;
+  }
+  return absl::StrCat("ids ", absl::StrJoin(f.ids[s - f.texts.size()], ","));
+}
+
+// ---- info -------------------------------------------------------------------
+
+absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
+                  std::string* out) {
+  absl::StatusOr<v1::ModelInfo> info = GetInfo(f, stub);
+  if (!info.ok()) return info.status();
+  if (f.json) {
+    absl::StrAppend(out, JsonMessage(*info), "\n");
+    return absl::OkStatus();
+  }
+  const v1::ModelInfo& i = *info;
+  absl::StrAppendFormat(
+      out,
+      "model                    %s\n"
+      "layers                   %d\n"
+      "heads                    %d (head size %d)\n"
+      "hidden size              %d\n"
+      "intermediate size        %d\n"
+      "vocab size               %d\n"
+      "type vocab size          %d\n"
+      "max position embeddings  %d\n"
+      "stored weights           %s\n"
+      "compute precision        %s\n"
+      "pooler                   %s\n"
+      "tokenizer                %s\n"
+      "default pooling          %s\n",
+      i.name(), i.num_layers(), i.num_heads(),
+      i.num_heads() > 0 ? i.hidden_size() / i.num_heads() : 0, i.hidden_size(),
+      i.intermediate_size(), i.vocab_size(), i.type_vocab_size(),
+      i.max_position_embeddings(), i.weight_dtype(), i.precision(),
+      i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
+      v1::Pooling_Name(i.default_pooling()));
+  return absl::OkStatus();
+}
+
+// ---- tokenize ---------------------------------------------------------------
+
+absl::Status Tokenize(const Flags& f, v1::Encoder::StubInterface& stub,
+                      std::string* out) {
+  v1::TokenizeRequest request;
+  request.set_model(f.model);
+  request.set_truncate(f.truncate);
+  for (v1::Sequence& seq : Sequences(f)) {
+    *request.add_sequences() = std::move(seq);
+  }
+  grpc::ClientContext context;
+  SetDeadline(f, &context);
+  v1::TokenizeResponse response;
+  grpc::Status status = stub.Tokenize(&context, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  if (response.results_size() != request.sequences_size()) {
+    return BadResponse(absl::StrCat(response.results_size(), " results for ",
+                                    request.sequences_size(), " sequences"));
+  }
+  if (f.json) {
+    absl::StrAppend(out, JsonMessage(response), "\n");
+    return absl::OkStatus();
+  }
+  for (int s = 0; s < response.results_size(); ++s) {
+    const v1::TokenizedSequence& seq = response.results(s);
+    absl::StatusOr<std::string> table =
+        FormatTokenTable(seq, f.texts[s], f.pair);
+    if (!table.ok()) return table.status();
+    absl::StrAppend(out, s > 0 ? "\n" : "", "sequence ", s, ": ",
+                    InputLabel(f, s), ", ", seq.token_ids_size(), " tokens\n",
+                    *table);
+  }
+  return absl::OkStatus();
+}
+
+// ---- encode -----------------------------------------------------------------
+
+absl::Status PrintAttention(const Flags& f, const v1::SequenceResult& r,
+                            const std::vector<std::string>& tokens,
+                            std::string* out) {
+  absl::StatusOr<Array> a = DecodeTensor(r.attention(), "attention");
+  if (!a.ok()) return a.status();
+  if (a->shape.size() != 4) return BadResponse("attention is not 4-D");
+  absl::StrAppend(out, "  attention ", ShapeString(a->shape), " ", a->dtype,
+                  " [layers, heads, query, key]\n");
+  AttentionRows rows;
+  rows.maps = &*a;
+  rows.layers = Labels(f.layers, a->shape[0]);
+  rows.heads = Labels(f.heads, a->shape[1]);
+  rows.rows = Labels(f.query_positions, a->shape[2]);
+  rows.tokens = tokens;
+  std::vector<int32_t> only = f.query_positions;
+  int top_k = f.top > 0 ? f.top : (only.empty() ? 1 : 3);
+  if (!f.query_words.empty()) {
+    for (const std::string& word : f.query_words) {
+      std::vector<int32_t> found = FindToken(tokens, word);
+      if (found.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--query ", word, ": no such token in ", TokenLine(tokens)));
+      }
+      only.insert(only.end(), found.begin(), found.end());
+    }
+    if (f.top == 0) top_k = 3;
+  }
+  absl::StatusOr<std::string> text = FormatStrongestTargets(rows, only, top_k);
+  if (!text.ok()) return BadResponse(text.status().message());
+  for (absl::string_view line :
+       absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    absl::StrAppend(out, "  ", line, "\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Encode(const Flags& f, v1::Encoder::StubInterface& stub,
+                    std::string* out) {
+  absl::StatusOr<v1::EncodeRequest> request = BaseRequest(f, stub);
+  if (!request.ok()) return request.status();
+  request->set_return_hidden_states(f.hidden);
+  if (f.attention) {
+    v1::AttentionRequest* a = request->mutable_attention();
+    a->mutable_layers()->Add(f.layers.begin(), f.layers.end());
+    a->mutable_heads()->Add(f.heads.begin(), f.heads.end());
+    a->mutable_query_positions()->Add(f.query_positions.begin(),
+                                      f.query_positions.end());
+    a->set_dtype(f.fp16 ? v1::FLOAT16 : v1::FLOAT32);
+  }
+  absl::StatusOr<v1::EncodeResponse> response = CallEncode(f, stub, *request);
+  if (!response.ok()) return response.status();
+  if (f.json) {
+    absl::StatusOr<std::string> json = EncodeResponseJson(*response);
+    if (!json.ok()) return json.status();
+    absl::StrAppend(out, *json);
+    return absl::OkStatus();
+  }
+  absl::StrAppend(out, "model ", response->model(), ": ",
+                  response->results_size(), " sequence",
+                  response->results_size() == 1 ? "" : "s", "\n");
+  for (int s = 0; s < response->results_size(); ++s) {
+    const v1::SequenceResult& r = response->results(s);
+    const std::vector<int32_t> no_ids;
+    const size_t id_index = s - f.texts.size();
+    const std::vector<std::string> tokens = ResultTokens(
+        r, s >= static_cast<int>(f.texts.size()) ? f.ids[id_index] : no_ids);
+    absl::StrAppend(out, "sequence ", s, ": ", InputLabel(f, s), "\n  ",
+                    tokens.size(), " tokens: ", TokenLine(tokens), "\n");
+    if (r.has_embedding()) {
+      absl::StatusOr<Array> e = DecodeTensor(r.embedding(), "embedding");
+      if (!e.ok()) return e.status();
+      absl::StrAppend(out, "  ", FormatEmbedding(*e), "\n");
+    }
+    if (r.has_hidden_states()) {
+      absl::StatusOr<Array> h =
+          DecodeTensor(r.hidden_states(), "hidden_states");
+      if (!h.ok()) return h.status();
+      absl::StrAppend(out, "  hidden_states ", ShapeString(h->shape), " ",
+                      h->dtype, "\n");
+      if (h->shape.size() == 2 && h->shape[0] > 0) {
+        const int64_t n = h->shape[0], width = h->shape[1];
+        for (int64_t row : {int64_t{0}, n - 1}) {
+          const std::string label =
+              row < static_cast<int64_t>(tokens.size()) ? tokens[row] : "";
+          absl::StrAppend(
+              out, "    ", Pad(absl::StrCat(row, " ", Printable(label)), 12),
+              " ", FewValues(h->values.data() + row * width, width, 6), "\n");
+          if (n == 1) break;
+        }
+      }
+    }
+    if (r.has_attention()) {
+      if (absl::Status st = PrintAttention(f, r, tokens, out); !st.ok()) {
+        return st;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---- similarity
+// ---------------------------------------------------------------
+
+absl::Status Similarity(const Flags& f, v1::Encoder::StubInterface& stub,
+                        std::string* out) {
+  if (f.pooling == v1::POOLING_NONE) {
+    return absl::InvalidArgumentError(
+        "similarity compares embeddings: --pooling none gives none");
+  }
+  absl::StatusOr<v1::EncodeRequest> request = BaseRequest(f, stub);
+  if (!request.ok()) return request.status();
+  // The cosine does not depend on the norm; normalize = true also makes the
+  // server pool with the model's default when --pooling is not given.
+  request->set_normalize(true);
+  absl::StatusOr<v1::EncodeResponse> response = CallEncode(f, stub, *request);
+  if (!response.ok()) return response.status();
+  std::vector<std::vector<float>> embeddings;
+  for (int s = 0; s < response->results_size(); ++s) {
+    const v1::SequenceResult& r = response->results(s);
+    if (!r.has_embedding()) {
+      return BadResponse(absl::StrCat("sequence ", s, " has no embedding"));
+    }
+    absl::StatusOr<Array> e = DecodeTensor(r.embedding(), "embedding");
+    if (!e.ok()) return e.status();
+    embeddings.push_back(std::move(e->values));
+  }
+  const size_t n = embeddings.size();
+  std::vector<std::vector<double>> cos(n, std::vector<double>(n));
+  for (size_t a = 0; a < n; ++a) {
+    for (size_t b = 0; b < n; ++b) {
+      cos[a][b] = Cosine(embeddings[a], embeddings[b]);
+    }
+  }
+  const std::string pooling =
+      f.pooling == v1::POOLING_UNSPECIFIED
+          ? "the model's default"
+          : absl::AsciiStrToLower(
+                absl::StripPrefix(v1::Pooling_Name(f.pooling), "POOLING_"));
+  if (f.json) {
+    std::vector<std::string> rows;
+    for (const auto& row : cos) {
+      std::vector<std::string> cells;
+      for (double c : row) cells.push_back(JsonNumber(c));
+      rows.push_back(absl::StrCat("[", absl::StrJoin(cells, ", "), "]"));
+    }
+    absl::StrAppend(out, "{\"model\": ", JsonString(response->model()),
+                    ", \"cosine\": ",
+                    n == 2 ? JsonNumber(cos[0][1])
+                           : absl::StrCat("[", absl::StrJoin(rows, ", "), "]"),
+                    "}\n");
+    return absl::OkStatus();
+  }
+  if (n == 2) {
+    absl::StrAppendFormat(out, "cosine %.4f  (model %s, pooling: %s)\n",
+                          cos[0][1], response->model(), pooling);
+    for (size_t s = 0; s < n; ++s) {
+      absl::StrAppend(out, "  ", s + 1, ": ", InputLabel(f, s), "\n");
+    }
+    return absl::OkStatus();
+  }
+  absl::StrAppend(out, "cosine of the embeddings (model ", response->model(),
+                  ", pooling: ", pooling, ")\n");
+  std::string header = "     ";
+  for (size_t b = 0; b < n; ++b)
+    absl::StrAppend(&header, Pad(absl::StrCat(b + 1), 8, true));
+  absl::StrAppend(out, header, "\n");
+  for (size_t a = 0; a < n; ++a) {
+    std::string line = Pad(absl::StrCat(a + 1), 5, true);
+    for (size_t b = 0; b < n; ++b) {
+      absl::StrAppend(&line, Pad(absl::StrFormat("%.4f", cos[a][b]), 8, true));
+    }
+    absl::StrAppend(out, line, "   ", InputLabel(f, a), "\n");
+  }
+  return absl::OkStatus();
+}
+
+// ---- heads -----------------------------------------------------------------
+
+absl::Status Heads(const Flags& f, v1::Encoder::StubInterface& stub,
+                   std::string* out) {
+  absl::StatusOr<v1::EncodeRequest> request = BaseRequest(f, stub);
+  if (!request.ok()) return request.status();
+  request->set_pooling(v1::POOLING_NONE);  // --pooling is RankHeads'
+  request->set_normalize(false);
+  v1::AttentionRequest* a = request->mutable_attention();
+  a->mutable_layers()->Add(f.layers.begin(), f.layers.end());
+  a->mutable_heads()->Add(f.heads.begin(), f.heads.end());
+  a->set_stats(true);
+  a->set_omit_maps(true);
+  absl::StatusOr<v1::EncodeResponse> response = CallEncode(f, stub, *request);
+  if (!response.ok()) return response.status();
+
+  v1::RankHeadsResponse ranking;
+  if (!f.no_rank) {
+    v1::RankHeadsRequest rank_request;
+    rank_request.set_model(f.model);
+    rank_request.set_pooling(f.pooling);
+    rank_request.set_truncate(f.truncate);
+    for (v1::Sequence& seq : Sequences(f)) {
+      *rank_request.add_sequences() = std::move(seq);
+    }
+    grpc::ClientContext context;
+    SetDeadline(f, &context);
+    grpc::Status status = stub.RankHeads(&context, rank_request, &ranking);
+    if (!status.ok()) return FromGrpc(status);
+  }
+
+  if (f.json) {
+    absl::StatusOr<std::string> json = EncodeResponseJson(*response);
+    if (!json.ok()) return json.status();
+    absl::StrAppend(out, "{\"stats\": ", *json, ", \"ranking\": ",
+                    f.no_rank ? "null" : JsonMessage(ranking), "}\n");
+    return absl::OkStatus();
+  }
+  for (int s = 0; s < response->results_size(); ++s) {
+    const v1::SequenceResult& r = response->results(s);
+    const std::vector<int32_t> no_ids;
+    const std::vector<std::string> tokens = ResultTokens(
+        r, s >= static_cast<int>(f.texts.size()) ? f.ids[s - f.texts.size()]
+                                                 : no_ids);
+    absl::StrAppend(out, s > 0 ? "\n" : "", "sequence ", s, ": ",
+                    InputLabel(f, s), "\n  ", tokens.size(),
+                    " tokens: ", TokenLine(tokens), "\n\n");
+    if (r.head_stats_size() == 0) {
+      return BadResponse("no head_stats (attention.stats = true was asked)");
+    }
+    absl::StrAppend(out, FormatHeadStats(r, tokens.size()));
+  }
+  if (!f.no_rank) {
+    absl::StrAppend(out, "\n");
+    if (response->results_size() > 1) {
+      absl::StrAppend(out, "ranking over all ", response->results_size(),
+                      " sequences (mean importance)\n");
+    }
+    absl::StrAppend(out, FormatRanking(ranking, f.top > 0 ? f.top : 10));
+  }
+  return absl::OkStatus();
+}
+
+// ---- attention --------------------------------------------------------------
+
+absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
+                       std::string* out) {
+  if (f.html.empty()) {
+    Flags g = f;
+    g.attention = true;
+    return Encode(g, stub, out);
+  }
+  absl::StatusOr<v1::EncodeRequest> request = BaseRequest(f, stub);
+  if (!request.ok()) return request.status();
+  request->set_pooling(v1::POOLING_NONE);  // the page draws no embedding
+  v1::AttentionRequest* a = request->mutable_attention();
+  a->mutable_layers()->Add(f.layers.begin(), f.layers.end());
+  a->mutable_heads()->Add(f.heads.begin(), f.heads.end());
+  a->set_dtype(f.fp16 ? v1::FLOAT16 : v1::FLOAT32);
+  a->set_stats(true);
+  a->set_rollout(true);
+  absl::StatusOr<v1::EncodeResponse> response = CallEncode(f, stub, *request);
+  if (!response.ok()) return response.status();
+  const v1::SequenceResult& r = response->results(0);
+  if (!r.has_attention()) return BadResponse("no attention maps");
+  const std::vector<int64_t> shape(r.attention().shape().begin(),
+                                   r.attention().shape().end());
+  if (shape.size() != 4) return BadResponse("attention is not 4-D");
+  absl::StatusOr<AttentionPage> page = PageFromResult(
+      r, Labels(f.layers, shape[0]), Labels(f.heads, shape[1]), f.mask);
+  if (!page.ok()) return page.status();
+  page->title = f.texts.empty() ? InputLabel(f, 0) : f.texts[0];
+  if (!f.pair.empty()) page->title += "  ‖  " + f.pair;
+  std::vector<std::string> mask;
+  for (const auto& [layer, head] : f.mask) {
+    mask.push_back(head < 0 ? absl::StrCat("L", layer, " (all heads)")
+                            : absl::StrCat("L", layer, " H", head));
+  }
+  page->subtitle =
+      absl::StrCat("model ", response->model(), " · ", page->tokens.size(),
+                   " tokens · ", shape[0], " layer", shape[0] == 1 ? "" : "s",
+                   " × ", shape[1], " head", shape[1] == 1 ? "" : "s", " · ",
+                   r.attention().dtype() == v1::FLOAT16 ? "float16" : "float32",
+                   mask.empty() ? "" : " · masked: ", absl::StrJoin(mask, ", "),
+                   " · made by attnctl attention");
+  absl::StatusOr<std::string> html = RenderAttentionHtml(*page);
+  if (!html.ok()) return html.status();
+  std::ofstream file(f.html, std::ios::binary | std::ios::trunc);
+  file << *html;
+  file.close();
+  if (!file) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot write --html ", f.html, ": ", std::strerror(errno)));
+  }
+  absl::StrAppendFormat(
+      out, "wrote %s: %d layers × %d heads, %d tokens%s, %.0f KB\n", f.html,
+      shape[0], shape[1], page->tokens.size(),
+      page->rollout.empty() ? "" : ", rollout", html->size() / 1024.0);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+absl::Status RunCommand(const Flags& flags, v1::Encoder::StubInterface& stub,
+                        std::string* out) {
+  const std::string& c = flags.command;
+  if (c == "info") return Info(flags, stub, out);
+  if (c == "tokenize") return Tokenize(flags, stub, out);
+  if (c == "encode") return Encode(flags, stub, out);
+  if (c == "similarity") return Similarity(flags, stub, out);
+  if (c == "heads") return Heads(flags, stub, out);
+  if (c == "attention") return Attention(flags, stub, out);
+  return absl::InvalidArgumentError(absl::StrCat("unknown command ", c));
+}
+
+}  // namespace attnserve::client

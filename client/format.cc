@@ -1,0 +1,709 @@
+#include "client/format.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace attnserve::client {
+
+// ---- tensors ----------------------------------------------------------------
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1f;
+  const uint32_t mantissa = h & 0x3ff;
+  uint32_t bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent == 0) {
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    std::memcpy(&bits, &magnitude, 4);
+    bits |= sign;
+  } else {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+absl::StatusOr<Array> DecodeTensor(const v1::Tensor& tensor,
+                                   absl::string_view what) {
+  Array a;
+  a.shape.assign(tensor.shape().begin(), tensor.shape().end());
+  int64_t n = 1;
+  for (int64_t d : a.shape) {
+    if (d < 0 || (d > 0 && n > (int64_t{1} << 40) / d)) {
+      return absl::DataLossError(absl::StrCat(
+          "bad response: ", what, " has shape ", ShapeString(a.shape)));
+    }
+    n *= d;
+  }
+  const std::string& data = tensor.data();
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  int64_t width;
+  if (tensor.dtype() == v1::FLOAT16) {
+    a.dtype = "float16";
+    width = 2;
+  } else if (tensor.dtype() == v1::FLOAT32) {
+    a.dtype = "float32";
+    width = 4;
+  } else {
+    return absl::DataLossError(absl::StrCat("bad response: ", what,
+                                            ": unknown dtype ",
+                                            static_cast<int>(tensor.dtype())));
+  }
+  if (static_cast<int64_t>(data.size()) != width * n) {
+    return absl::DataLossError(absl::StrCat(
+        "bad response: ", what, ": ", data.size(), " bytes for ", n, " ",
+        a.dtype, " values of shape ", ShapeString(a.shape)));
+  }
+  a.values.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (width == 2) {
+      a.values[i] = HalfToFloat(static_cast<uint16_t>(
+          bytes[2 * i] | (static_cast<uint16_t>(bytes[2 * i + 1]) << 8)));
+    } else {
+      const uint32_t u = bytes[4 * i] | (uint32_t{bytes[4 * i + 1]} << 8) |
+                         (uint32_t{bytes[4 * i + 2]} << 16) |
+                         (uint32_t{bytes[4 * i + 3]} << 24);
+      std::memcpy(&a.values[i], &u, 4);
+    }
+  }
+  return a;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("(", absl::StrJoin(shape, ", "), ")");
+}
+
+std::string FewValues(const float* values, int64_t n, int64_t shown) {
+  std::vector<std::string> parts;
+  for (int64_t i = 0; i < std::min(n, shown); ++i) {
+    parts.push_back(absl::StrFormat("%.4f", values[i]));
+  }
+  if (n > shown) parts.push_back("...");
+  return absl::StrJoin(parts, " ");
+}
+
+// ---- text layout --------------------------------------------------------
+
+int DisplayWidth(absl::string_view text) {
+  int width = 0;
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  utf8proc_ssize_t left = static_cast<utf8proc_ssize_t>(text.size());
+  while (left > 0) {
+    utf8proc_int32_t cp;
+    const utf8proc_ssize_t n = utf8proc_iterate(p, left, &cp);
+    if (n <= 0) {  // not UTF-8: one column per byte
+      ++width;
+      ++p;
+      --left;
+      continue;
+    }
+    width += utf8proc_charwidth(cp);
+    p += n;
+    left -= n;
+  }
+  return width;
+}
+
+std::string Pad(absl::string_view text, int width, bool right) {
+  const int fill = std::max(0, width - DisplayWidth(text));
+  if (right) return absl::StrCat(std::string(fill, ' '), text);
+  return absl::StrCat(text, std::string(fill, ' '));
+}
+
+std::string Printable(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (u < 0x20 || u == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> TokenLabels(const std::vector<std::string>& tokens) {
+  std::map<std::string, int> count;
+  for (const std::string& t : tokens) ++count[t];
+  std::vector<std::string> labels;
+  labels.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string shown = Printable(tokens[i]);
+    labels.push_back(count[tokens[i]] > 1 ? absl::StrCat(shown, "@", i)
+                                          : shown);
+  }
+  return labels;
+}
+
+std::vector<int32_t> FindToken(const std::vector<std::string>& tokens,
+                               absl::string_view word) {
+  std::vector<int32_t> found;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    absl::string_view t = tokens[i];
+    if (absl::EqualsIgnoreCase(t, word) ||
+        (!absl::StartsWith(word, "##") &&
+         absl::EqualsIgnoreCase(absl::StripPrefix(t, "##"), word))) {
+      found.push_back(static_cast<int32_t>(i));
+    }
+  }
+  return found;
+}
+
+namespace {
+
+// Rows of cells joined into aligned columns (two spaces apart); `right`
+// marks right-aligned columns. Trailing spaces are trimmed.
+std::string Columns(const std::vector<std::vector<std::string>>& rows,
+                    const std::vector<bool>& right, absl::string_view indent) {
+  std::vector<int> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) {
+      width[c] = std::max(width[c], DisplayWidth(row[c]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line(indent);
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) line += "  ";
+      line += Pad(row[c], width[c], c < right.size() && right[c]);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string Weight(float v) { return absl::StrFormat("%.3f", v); }
+
+}  // namespace
+
+// ---- tokenize -----------------------------------------------------------
+
+absl::StatusOr<std::string> FormatTokenTable(const v1::TokenizedSequence& seq,
+                                             absl::string_view text,
+                                             absl::string_view pair) {
+  const int n = seq.token_ids_size();
+  if (seq.tokens_size() != n ||
+      (seq.token_type_ids_size() != 0 && seq.token_type_ids_size() != n) ||
+      (seq.offsets_size() != 0 && seq.offsets_size() != 2 * n)) {
+    return absl::DataLossError(absl::StrCat(
+        "bad response: ", n, " token_ids, ", seq.tokens_size(), " tokens, ",
+        seq.token_type_ids_size(), " token_type_ids and ", seq.offsets_size(),
+        " offsets (expected ", n, ", ", n, ", ", n, ", ", 2 * n, ")"));
+  }
+  const bool has_offsets = seq.offsets_size() == 2 * n && n > 0;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"pos", "token", "id", "type"};
+  if (has_offsets) {
+    header.push_back("bytes");
+    header.push_back("text");
+  }
+  rows.push_back(header);
+  for (int i = 0; i < n; ++i) {
+    const int type = seq.token_type_ids_size() == n ? seq.token_type_ids(i) : 0;
+    std::vector<std::string> row = {absl::StrCat(i), Printable(seq.tokens(i)),
+                                    absl::StrCat(seq.token_ids(i)),
+                                    absl::StrCat(type)};
+    if (has_offsets) {
+      const int begin = seq.offsets(2 * i), end = seq.offsets(2 * i + 1);
+      absl::string_view source = type == 1 ? pair : text;
+      if (begin == 0 && end == 0) {
+        row.push_back("");
+        row.push_back("");
+      } else {
+        row.push_back(absl::StrCat(begin, "-", end));
+        if (begin >= 0 && begin <= end &&
+            end <= static_cast<int>(source.size())) {
+          row.push_back(Printable(source.substr(begin, end - begin)));
+        } else {
+          row.push_back("?");
+        }
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return Columns(rows, {true, false, true, true, false, false}, "  ");
+}
+
+// ---- embeddings ---------------------------------------------------------
+
+std::string FormatEmbedding(const Array& embedding) {
+  double norm = 0;
+  for (float v : embedding.values) norm += static_cast<double>(v) * v;
+  return absl::StrFormat(
+      "embedding %s %s  norm %.4f  [%s]", ShapeString(embedding.shape),
+      embedding.dtype, std::sqrt(norm),
+      FewValues(embedding.values.data(), embedding.values.size(), 6));
+}
+
+double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::nan("");
+  double dot = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  if (aa == 0 || bb == 0) return std::nan("");
+  return dot / std::sqrt(aa * bb);
+}
+
+// ---- attention ----------------------------------------------------------
+
+absl::StatusOr<std::string> FormatStrongestTargets(
+    const AttentionRows& attention, const std::vector<int32_t>& only_positions,
+    int top_k) {
+  const Array& a = *attention.maps;
+  if (a.shape.size() != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attention has shape ", ShapeString(a.shape),
+                     "; expected (layers, heads, rows, keys)"));
+  }
+  const int64_t num_layers = a.shape[0], num_heads = a.shape[1],
+                num_rows = a.shape[2], t = a.shape[3];
+  if (static_cast<int64_t>(attention.layers.size()) != num_layers ||
+      static_cast<int64_t>(attention.heads.size()) != num_heads ||
+      static_cast<int64_t>(attention.rows.size()) != num_rows ||
+      static_cast<int64_t>(attention.tokens.size()) != t) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attention of shape ", ShapeString(a.shape),
+                     " labelled with ", attention.layers.size(), " layers, ",
+                     attention.heads.size(), " heads, ", attention.rows.size(),
+                     " rows and ", attention.tokens.size(), " tokens"));
+  }
+  // The rows to print, as indices into the row axis.
+  std::vector<int64_t> rows;
+  if (only_positions.empty()) {
+    for (int64_t r = 0; r < num_rows; ++r) rows.push_back(r);
+  } else {
+    for (int32_t p : only_positions) {
+      auto it = std::find(attention.rows.begin(), attention.rows.end(), p);
+      if (it == attention.rows.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query position ", p, " is not among the ", num_rows,
+                         " returned rows"));
+      }
+      rows.push_back(it - attention.rows.begin());
+    }
+  }
+  const std::vector<std::string> labels = TokenLabels(attention.tokens);
+  auto query_label = [&](int64_t r) -> std::string {
+    const int32_t p = attention.rows[r];
+    return p >= 0 && p < t ? labels[p] : absl::StrCat("#", p);
+  };
+  // The top_k keys of one row, strongest first (ties: earlier position).
+  auto top = [&](const float* row) {
+    std::vector<int64_t> keys(t);
+    for (int64_t k = 0; k < t; ++k) keys[k] = k;
+    const int64_t n = std::min<int64_t>(std::max(top_k, 1), t);
+    std::partial_sort(keys.begin(), keys.begin() + n, keys.end(),
+                      [&](int64_t x, int64_t y) {
+                        return row[x] > row[y] || (row[x] == row[y] && x < y);
+                      });
+    keys.resize(n);
+    return keys;
+  };
+  const bool focused = !only_positions.empty();
+  std::string out;
+  std::vector<std::vector<std::string>> table;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    for (int64_t h = 0; h < num_heads; ++h) {
+      const float* map = a.values.data() + (l * num_heads + h) * num_rows * t;
+      if (!focused) {
+        absl::StrAppend(&out, "layer ", attention.layers[l], " head ",
+                        attention.heads[h], "\n");
+        table.clear();
+      }
+      for (int64_t r : rows) {
+        std::vector<std::string> cells;
+        if (focused) {
+          cells.push_back(absl::StrCat("layer ", attention.layers[l]));
+          cells.push_back(absl::StrCat("head ", attention.heads[h]));
+        } else {
+          cells.push_back(absl::StrCat(attention.rows[r]));
+        }
+        cells.push_back(query_label(r));
+        cells.push_back("->");
+        for (int64_t k : top(map + r * t)) {
+          cells.push_back(labels[k]);
+          cells.push_back(Weight(map[r * t + k]));
+        }
+        table.push_back(std::move(cells));
+      }
+      if (!focused) {
+        out += Columns(table, {true, false, false, false, true}, "  ");
+      }
+    }
+  }
+  if (focused) {
+    std::vector<bool> right = {false, false, false, false};
+    for (int k = 0; k < std::max(top_k, 1); ++k) {
+      right.push_back(false);
+      right.push_back(true);
+    }
+    out += Columns(table, right, "");
+  }
+  return out;
+}
+
+// ---- head statistics ----------------------------------------------------
+
+std::string FormatHeadStats(const v1::SequenceResult& result,
+                            int64_t num_tokens) {
+  std::set<int> layer_set, head_set;
+  std::map<std::pair<int, int>, const v1::HeadStats*> by_head;
+  for (const v1::HeadStats& s : result.head_stats()) {
+    layer_set.insert(s.layer());
+    head_set.insert(s.head());
+    by_head[{s.layer(), s.head()}] = &s;
+  }
+  const std::vector<int> layers(layer_set.begin(), layer_set.end());
+  const std::vector<int> heads(head_set.begin(), head_set.end());
+  // One layers × heads grid of `cell(stats)`.
+  auto grid = [&](auto cell) {
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> header = {""};
+    for (int h : heads) header.push_back(absl::StrCat("h", h));
+    rows.push_back(header);
+    for (int l : layers) {
+      std::vector<std::string> row = {absl::StrCat("L", l)};
+      for (int h : heads) {
+        auto it = by_head.find({l, h});
+        row.push_back(it == by_head.end() ? "" : cell(*it->second));
+      }
+      rows.push_back(std::move(row));
+    }
+    return Columns(rows, std::vector<bool>(heads.size() + 1, true), "  ");
+  };
+  std::string out;
+  if (!layers.empty()) {
+    absl::StrAppendFormat(
+        &out,
+        "entropy of the rows, nats (low = focused; a uniform row over %d "
+        "tokens has %.2f)\n",
+        num_tokens, num_tokens > 0 ? std::log(num_tokens) : 0.0);
+    out += grid([](const v1::HeadStats& s) {
+      return absl::StrFormat("%.2f", s.entropy());
+    });
+    out += "\nmean distance attended, tokens\n";
+    out += grid([](const v1::HeadStats& s) {
+      return absl::StrFormat("%.1f", s.mean_distance());
+    });
+    out +=
+        "\nstrongest pattern: the largest mean weight on [CLS], [SEP], the "
+        "token itself, the previous or the next token\n";
+    out += grid([](const v1::HeadStats& s) {
+      const std::pair<const char*, float> patterns[] = {
+          {"cls", s.cls_weight()},
+          {"sep", s.sep_weight()},
+          {"self", s.self_weight()},
+          {"prev", s.prev_weight()},
+          {"next", s.next_weight()}};
+      const auto* best = &patterns[0];
+      for (const auto& p : patterns) {
+        if (p.second > best->second) best = &p;
+      }
+      return absl::StrFormat("%s %.2f", best->first, best->second);
+    });
+  }
+  if (result.layer_stats_size() > 0) {
+    out +=
+        "\nlayer diversity: mean Jensen-Shannon divergence between its heads' "
+        "rows (0 = identical heads, ln 2 = 0.693 at most)\n";
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"", "diversity", "closest heads", "farthest heads"});
+    for (const v1::LayerStats& s : result.layer_stats()) {
+      std::vector<std::string> row = {absl::StrCat("L", s.layer()),
+                                      absl::StrFormat("%.3f", s.diversity())};
+      absl::StatusOr<Array> js = DecodeTensor(s.js_divergence(), "js");
+      if (js.ok() && js->shape.size() == 2 && js->shape[0] == js->shape[1] &&
+          js->shape[0] >= 2) {
+        const int64_t n = js->shape[0];
+        // The matrix is over the selected heads in request order: the
+        // order of this layer's head_stats.
+        std::vector<int> order;
+        for (const v1::HeadStats& h : result.head_stats()) {
+          if (h.layer() == s.layer()) order.push_back(h.head());
+        }
+        auto head_label = [&](int64_t i) {
+          return static_cast<int64_t>(order.size()) == n
+                     ? absl::StrCat("h", order[i])
+                     : absl::StrCat("h", i);
+        };
+        int64_t lo = -1, hi = -1;
+        for (int64_t a = 0; a < n; ++a) {
+          for (int64_t b = a + 1; b < n; ++b) {
+            const int64_t i = a * n + b;
+            if (lo < 0 || js->values[i] < js->values[lo]) lo = i;
+            if (hi < 0 || js->values[i] > js->values[hi]) hi = i;
+          }
+        }
+        row.push_back(absl::StrFormat("%s/%s %.3f", head_label(lo / n),
+                                      head_label(lo % n), js->values[lo]));
+        row.push_back(absl::StrFormat("%s/%s %.3f", head_label(hi / n),
+                                      head_label(hi % n), js->values[hi]));
+      }
+      rows.push_back(std::move(row));
+    }
+    out += Columns(rows, {false, true, true, true}, "  ");
+  }
+  return out;
+}
+
+std::string FormatRanking(const v1::RankHeadsResponse& ranking, int top) {
+  std::string out;
+  const int shown = std::min(top, ranking.heads_size());
+  absl::StrAppendFormat(
+      &out,
+      "most important heads (%d of %d): importance = 1 - cos(pooled output "
+      "with the head masked, without)\n",
+      shown, ranking.heads_size());
+  if (ranking.forward_passes() > 0) {
+    absl::StrAppendFormat(&out, "(ablations: %d tokens in %d forward pass%s)\n",
+                          ranking.ablation_tokens(), ranking.forward_passes(),
+                          ranking.forward_passes() == 1 ? "" : "es");
+  }
+  std::vector<std::vector<std::string>> rows = {{"rank", "head", "importance"}};
+  for (int i = 0; i < shown; ++i) {
+    const v1::HeadImportance& h = ranking.heads(i);
+    rows.push_back({absl::StrCat(i + 1),
+                    absl::StrCat("L", h.layer(), " H", h.head()),
+                    absl::StrFormat("%.6f", h.importance())});
+  }
+  out += Columns(rows, {true, false, true}, "  ");
+  if (ranking.layers_size() > 0) {
+    out += "\nlayers by importance (all heads of the layer masked at once)\n";
+    rows = {{"rank", "layer", "importance"}};
+    for (int i = 0; i < ranking.layers_size(); ++i) {
+      const v1::HeadImportance& h = ranking.layers(i);
+      rows.push_back({absl::StrCat(i + 1), absl::StrCat("L", h.layer()),
+                      absl::StrFormat("%.6f", h.importance())});
+    }
+    out += Columns(rows, {true, false, true}, "  ");
+  }
+  return out;
+}
+
+// ---- the HTML page ------------------------------------------------------
+
+absl::StatusOr<AttentionPage> PageFromResult(
+    const v1::SequenceResult& result, const std::vector<int32_t>& layers,
+    const std::vector<int32_t>& heads,
+    const std::vector<std::pair<int, int>>& masked) {
+  if (!result.has_attention()) {
+    return absl::DataLossError("bad response: no attention maps");
+  }
+  absl::StatusOr<Array> maps = DecodeTensor(result.attention(), "attention");
+  if (!maps.ok()) return maps.status();
+  if (maps->shape.size() != 4 || maps->shape[2] != maps->shape[3]) {
+    return absl::DataLossError(absl::StrCat(
+        "bad response: attention has shape ", ShapeString(maps->shape),
+        "; the picture needs (layers, heads, T, T) with every query row"));
+  }
+  const int64_t t = maps->shape[3];
+  AttentionPage page;
+  if (result.tokens_size() == t) {
+    page.tokens.assign(result.tokens().begin(), result.tokens().end());
+  } else if (result.token_ids_size() == t) {
+    for (int32_t id : result.token_ids())
+      page.tokens.push_back(absl::StrCat(id));
+  } else {
+    for (int64_t i = 0; i < t; ++i) page.tokens.push_back(absl::StrCat("#", i));
+  }
+  if (static_cast<int64_t>(layers.size()) != maps->shape[0] ||
+      static_cast<int64_t>(heads.size()) != maps->shape[1]) {
+    return absl::DataLossError(absl::StrCat(
+        "bad response: attention has shape ", ShapeString(maps->shape), " for ",
+        layers.size(), " layers and ", heads.size(), " heads"));
+  }
+  page.layers.assign(layers.begin(), layers.end());
+  page.heads.assign(heads.begin(), heads.end());
+  page.attention = std::move(maps->values);
+  for (const v1::HeadStats& s : result.head_stats()) {
+    page.head_stats.push_back({s.layer(), s.head(), s.entropy(), s.max_weight(),
+                               s.mean_distance(), s.cls_weight(),
+                               s.sep_weight(), s.self_weight(), s.prev_weight(),
+                               s.next_weight()});
+  }
+  for (const v1::LayerStats& s : result.layer_stats()) {
+    LayerSummary summary{s.layer(), s.diversity(), {}};
+    if (s.has_js_divergence()) {
+      absl::StatusOr<Array> js =
+          DecodeTensor(s.js_divergence(), "js_divergence");
+      if (!js.ok()) return js.status();
+      if (js->values.size() == heads.size() * heads.size()) {
+        summary.js_divergence = std::move(js->values);
+      }
+    }
+    page.layer_stats.push_back(std::move(summary));
+  }
+  if (result.has_rollout()) {
+    absl::StatusOr<Array> rollout = DecodeTensor(result.rollout(), "rollout");
+    if (!rollout.ok()) return rollout.status();
+    if (static_cast<int64_t>(rollout->values.size()) != t * t) {
+      return absl::DataLossError(
+          absl::StrCat("bad response: rollout has shape ",
+                       ShapeString(rollout->shape), " for ", t, " tokens"));
+    }
+    page.rollout = std::move(rollout->values);
+  }
+  page.masked = masked;
+  return page;
+}
+
+// ---- JSON ---------------------------------------------------------------
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.9g", v);
+}
+
+namespace {
+
+// Values nested by shape: [[...], [...]].
+void JsonNested(const Array& a, size_t dim, int64_t offset, std::string* out) {
+  if (dim == a.shape.size()) {
+    *out += JsonNumber(a.values[offset]);
+    return;
+  }
+  int64_t stride = 1;
+  for (size_t d = dim + 1; d < a.shape.size(); ++d) stride *= a.shape[d];
+  *out += "[";
+  for (int64_t i = 0; i < a.shape[dim]; ++i) {
+    if (i > 0) *out += ",";
+    JsonNested(a, dim + 1, offset + i * stride, out);
+  }
+  *out += "]";
+}
+
+}  // namespace
+
+std::string JsonTensor(const Array& a) {
+  std::string out =
+      absl::StrCat("{\"dtype\": ", JsonString(a.dtype), ", \"shape\": [",
+                   absl::StrJoin(a.shape, ", "), "], \"values\": ");
+  JsonNested(a, 0, 0, &out);
+  return out + "}";
+}
+
+absl::StatusOr<std::string> EncodeResponseJson(
+    const v1::EncodeResponse& response) {
+  std::string out = absl::StrCat("{\"model\": ", JsonString(response.model()),
+                                 ", \"results\": [");
+  for (int s = 0; s < response.results_size(); ++s) {
+    const v1::SequenceResult& r = response.results(s);
+    out += s > 0 ? ",\n  {" : "\n  {";
+    std::vector<std::string> fields;
+    if (r.token_ids_size() > 0) {
+      fields.push_back(absl::StrCat("\"token_ids\": [",
+                                    absl::StrJoin(r.token_ids(), ", "), "]"));
+    }
+    if (r.tokens_size() > 0) {
+      std::vector<std::string> tokens;
+      for (const std::string& t : r.tokens()) tokens.push_back(JsonString(t));
+      fields.push_back(
+          absl::StrCat("\"tokens\": [", absl::StrJoin(tokens, ", "), "]"));
+    }
+    const std::pair<const char*, const v1::Tensor*> tensors[] = {
+        {"embedding", r.has_embedding() ? &r.embedding() : nullptr},
+        {"hidden_states", r.has_hidden_states() ? &r.hidden_states() : nullptr},
+        {"attention", r.has_attention() ? &r.attention() : nullptr},
+        {"rollout", r.has_rollout() ? &r.rollout() : nullptr}};
+    for (const auto& [name, tensor] : tensors) {
+      if (tensor == nullptr) continue;
+      absl::StatusOr<Array> a = DecodeTensor(*tensor, name);
+      if (!a.ok()) return a.status();
+      fields.push_back(absl::StrCat("\"", name, "\": ", JsonTensor(*a)));
+    }
+    if (r.head_stats_size() > 0) {
+      std::vector<std::string> stats;
+      for (const v1::HeadStats& h : r.head_stats()) {
+        stats.push_back(JsonMessage(h));
+      }
+      fields.push_back(absl::StrCat("\"head_stats\": [",
+                                    absl::StrJoin(stats, ",\n    "), "]"));
+    }
+    if (r.layer_stats_size() > 0) {
+      std::vector<std::string> stats;
+      for (const v1::LayerStats& l : r.layer_stats()) {
+        absl::StatusOr<Array> js = DecodeTensor(l.js_divergence(), "js");
+        if (!js.ok()) return js.status();
+        stats.push_back(
+            absl::StrCat("{\"layer\": ", l.layer(),
+                         ", \"diversity\": ", JsonNumber(l.diversity()),
+                         ", \"js_divergence\": ", JsonTensor(*js), "}"));
+      }
+      fields.push_back(absl::StrCat("\"layer_stats\": [",
+                                    absl::StrJoin(stats, ",\n    "), "]"));
+    }
+    out += absl::StrJoin(fields, ",\n   ");
+    out += "}";
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+std::string JsonMessage(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options)
+           .ok()) {
+    return "null";
+  }
+  return out;
+}
+
+}  // namespace attnserve::client
