@@ -15,8 +15,9 @@
 //         quit
 //   encoder_bench --worker        (no --model) matmul ceilings only
 //   encoder_bench --model=DIR --precision=P --rss=SHAPE
-//       Fresh-process memory: RSS after Load, then peak RSS after one Forward
-//       of SHAPE (use a new process per precision). Prints one JSON line.
+//       Fresh-process memory: RSS after Load and the peak during Load, then
+//       (peak reset) the peak of one Forward of SHAPE. Use a new process per
+//       precision. Prints one JSON line.
 //
 // Threads follow OMP_NUM_THREADS (run.py sets 2). Everything but the reply
 // lines goes to stderr.
@@ -384,14 +385,20 @@ int Main(int argc, char** argv) {
       return 2;
     }
     const long after_load_kb = ProcStatusKb("VmRSS");
+    const long load_peak_kb = ProcStatusKb("VmHWM");
+    // Writing 5 to clear_refs resets VmHWM (Linux >= 4.0), so the peak below
+    // is the forward pass's, not the loader's transient f32 copies.
+    const bool reset = bool(std::ofstream("/proc/self/clear_refs") << "5");
     auto out = encoder->Forward(MakeTasks(*shape, -1, false));
     if (!out.ok()) {
       ReplyError(std::string(out.status().message()));
       return 1;
     }
     Reply(absl::StrFormat(
-        "{\"ok\":true,\"before_load_kb\":%d,\"after_load_kb\":%d,%s}",
-        before_load_kb, after_load_kb, loaded_json));
+        "{\"ok\":true,\"before_load_kb\":%d,\"after_load_kb\":%d,"
+        "\"load_peak_kb\":%d,\"forward_peak_kb\":%d,\"peak_reset\":%s}",
+        before_load_kb, after_load_kb, load_peak_kb,
+        reset ? ProcStatusKb("VmHWM") : -1, reset ? "true" : "false"));
     return 0;
   }
   if (!worker) return 2;
