@@ -15,6 +15,7 @@ Debian protoc as above.)
 Usage, with attnserve running:
 
     /usr/bin/python3 client/python_example.py --ids 2,15,27,3 --layers 1 --fp16
+    /usr/bin/python3 client/python_example.py --text "the cat sat" --layers 1
 """
 
 import argparse
@@ -70,6 +71,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
     parser.add_argument("--ids", type=int_list, default=[2, 15, 27, 3],
                         help="token ids incl. [CLS]/[SEP], comma-separated")
+    parser.add_argument("--text", help="text tokenized by the server "
+                        "(instead of --ids)")
     parser.add_argument("--layers", type=int_list, default=[], help="empty = all")
     parser.add_argument("--heads", type=int_list, default=[], help="empty = all")
     parser.add_argument("--fp16", action="store_true", help="FLOAT16 attention")
@@ -85,7 +88,8 @@ def main():
           f"hidden {info.hidden_size}")
 
     request = pb.EncodeRequest(
-        sequences=[pb.Sequence(token_ids=args.ids)],
+        sequences=[pb.Sequence(text=args.text) if args.text
+                   else pb.Sequence(token_ids=args.ids)],
         return_hidden_states=True,
         attention=pb.AttentionRequest(
             layers=args.layers, heads=args.heads,
@@ -105,14 +109,17 @@ def main():
     print(f"attention {attention.shape} {attention.dtype} "
           "[layer, head, query, key]; rows sum to "
           f"{attention.astype(np.float32).sum(-1).mean():.4f}")
+    # Token strings come back with the result (when the model has a vocab).
+    tokens = list(result.tokens) or [str(i) for i in result.token_ids]
+    print("tokens: " + " ".join(tokens))
     layers = args.layers or list(range(attention.shape[0]))
     heads = args.heads or list(range(attention.shape[1]))
     for li, layer in enumerate(layers):
         for hi, head in enumerate(heads):
             m = attention[li, hi]
             q, k = np.unravel_index(np.argmax(m), m.shape)
-            print(f"  layer {layer} head {head}: strongest {q} -> {k} "
-                  f"({float(m[q, k]):.4f})")
+            print(f"  layer {layer} head {head}: strongest {tokens[q]} -> "
+                  f"{tokens[k]} ({float(m[q, k]):.4f})")
     return 0
 
 
