@@ -34,8 +34,7 @@ void CompletionExecutor::Post(absl::AnyInvocable<void() &&> work,
     } else {
       queue_.push_back(Item{std::move(work), bytes});
       pending_bytes_ += bytes;
-      stats_.max_pending =
-          std::max<int64_t>(stats_.max_pending, queue_.size());
+      stats_.max_pending = std::max<int64_t>(stats_.max_pending, queue_.size());
       return;
     }
   }

@@ -70,8 +70,8 @@ class CompletionExecutor {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex join_mu_;  // serializes Shutdown() callers around join
-  std::thread thread_;   // the worker
+  absl::Mutex join_mu_;        // serializes Shutdown() callers around join
+  std::thread thread_;         // the worker
   std::thread::id worker_id_;  // set once in the constructor
 };
 

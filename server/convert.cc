@@ -131,7 +131,8 @@ absl::Status ToSequenceResult(const OutputSpec& spec, const ModelConfig& config,
 
   if (spec.stats) {
     std::vector<int64_t> sep_positions;
-    if (spec.sep_id >= 0) sep_positions = TokenPositions(input.ids, spec.sep_id);
+    if (spec.sep_id >= 0)
+      sep_positions = TokenPositions(input.ids, spec.sep_id);
     std::vector<float> selected;  // (out_heads, T, T) of one layer
     for (int64_t l = 0; l < out_layers; ++l) {
       const int layer = spec.attention_layers[l];
@@ -168,7 +169,8 @@ absl::Status ToSequenceResult(const OutputSpec& spec, const ModelConfig& config,
       out->set_layer(layer);
       const std::vector<float> js(layer_stats->js_divergence.begin(),
                                   layer_stats->js_divergence.end());
-      SetFloat32Tensor(js, {out_heads, out_heads}, out->mutable_js_divergence());
+      SetFloat32Tensor(js, {out_heads, out_heads},
+                       out->mutable_js_divergence());
       out->set_diversity(static_cast<float>(layer_stats->diversity));
     }
   }

@@ -10,6 +10,7 @@
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/validate.h"
+#include "server/wire.h"
 
 namespace attnserve {
 namespace {
@@ -42,6 +43,21 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Serializes `message` into `bytes` and finishes the call with it.
+void FinishWith(grpc::ServerUnaryReactor* reactor,
+                const google::protobuf::Message& message,
+                grpc::ByteBuffer* bytes) {
+  reactor->Finish(ToGrpcStatus(SerializeResponse(message, bytes)));
+}
+
+grpc::ServerUnaryReactor* FinishNowWith(
+    grpc::CallbackServerContext* context,
+    const google::protobuf::Message& message, grpc::ByteBuffer* bytes) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishWith(reactor, message, bytes);
   return reactor;
 }
 
@@ -84,7 +100,7 @@ struct EncoderService::RankHeadsCall {
   RankHeadsJob job;
   grpc::CallbackServerContext* context = nullptr;  // lives until Finish
   grpc::ServerUnaryReactor* reactor = nullptr;
-  v1::RankHeadsResponse* response = nullptr;
+  grpc::ByteBuffer* response = nullptr;  // serialized RankHeadsResponse
   absl::Time deadline;
 };
 
@@ -99,10 +115,14 @@ EncoderService::EncoderService(ServedModel model, const ServerOptions& options,
       completions_(completions) {}
 
 grpc::ServerUnaryReactor* EncoderService::Encode(
-    grpc::CallbackServerContext* context, const v1::EncodeRequest* request,
-    v1::EncodeResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  v1::EncodeRequest request;
+  if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   absl::StatusOr<ValidatedEncode> validated =
-      ValidateEncodeRequest(*request, model_, limits_);
+      ValidateEncodeRequest(request, model_, limits_);
   if (!validated.ok()) return FinishNow(context, validated.status());
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -118,29 +138,29 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
   auto labels = std::make_shared<Labels>(
       Labels{std::move(validated->spec), std::move(validated->inputs)});
   // Inference thread: hand the outputs over and return to the next pass.
-  job.done = [this, reactor, response,
+  job.done = [this, reactor, response_bytes,
               labels](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
-        [this, reactor, response, labels,
+        [this, reactor, response_bytes, labels,
          outputs = std::move(outputs)]() mutable {
           if (!outputs.ok()) {
             reactor->Finish(ToGrpcStatus(outputs.status()));
             return;
           }
-          response->set_model(model_.info->name);
+          v1::EncodeResponse response;
+          response.set_model(model_.info->name);
           for (size_t i = 0; i < labels->inputs.size(); ++i) {
-            absl::Status status =
-                ToSequenceResult(labels->spec, model_.info->config,
-                                 labels->inputs[i], (*outputs)[i],
-                                 response->add_results());
+            absl::Status status = ToSequenceResult(
+                labels->spec, model_.info->config, labels->inputs[i],
+                (*outputs)[i], response.add_results());
             if (!status.ok()) {
-              response->Clear();
               reactor->Finish(ToGrpcStatus(status));
               return;
             }
           }
-          reactor->Finish(grpc::Status::OK);
+          outputs = absl::StatusOr<std::vector<SequenceOutput>>();  // free
+          FinishWith(reactor, response, response_bytes);
         },
         bytes);
   };
@@ -150,36 +170,49 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
 }
 
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
-    grpc::CallbackServerContext* context,
-    const v1::GetModelInfoRequest* request, v1::ModelInfo* response) {
-  absl::Status status = CheckModelName(request->model(), *model_.info);
-  if (status.ok()) ToProtoModelInfo(model_, response);
-  return FinishNow(context, status);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  v1::GetModelInfoRequest request;
+  absl::Status status = ParseRequest(*request_bytes, &request);
+  if (status.ok()) status = CheckModelName(request.model(), *model_.info);
+  if (!status.ok()) return FinishNow(context, status);
+  v1::ModelInfo response;
+  ToProtoModelInfo(model_, &response);
+  return FinishNowWith(context, response, response_bytes);
 }
 
 grpc::ServerUnaryReactor* EncoderService::Tokenize(
-    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
-    v1::TokenizeResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
   // No model work: answered here, like validation.
-  absl::StatusOr<std::vector<InputSequence>> inputs =
-      ValidateTokenizeRequest(*request, model_, limits_);
-  if (!inputs.ok()) return FinishNow(context, inputs.status());
-  for (InputSequence& input : *inputs) {
-    ToTokenizedSequence(input, response->add_results());
+  v1::TokenizeRequest request;
+  if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
+    return FinishNow(context, s);
   }
-  return FinishNow(context, absl::OkStatus());
+  absl::StatusOr<std::vector<InputSequence>> inputs =
+      ValidateTokenizeRequest(request, model_, limits_);
+  if (!inputs.ok()) return FinishNow(context, inputs.status());
+  v1::TokenizeResponse response;
+  for (InputSequence& input : *inputs) {
+    ToTokenizedSequence(input, response.add_results());
+  }
+  return FinishNowWith(context, response, response_bytes);
 }
 
 grpc::ServerUnaryReactor* EncoderService::RankHeads(
-    grpc::CallbackServerContext* context, const v1::RankHeadsRequest* request,
-    v1::RankHeadsResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  v1::RankHeadsRequest request;
+  if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   absl::StatusOr<RankHeadsJob> job =
-      ValidateRankHeadsRequest(*request, model_, limits_, tokens_per_pass_);
+      ValidateRankHeadsRequest(request, model_, limits_, tokens_per_pass_);
   if (!job.ok()) return FinishNow(context, job.status());
   auto call = std::make_shared<RankHeadsCall>(*std::move(job));
   call->context = context;
   call->reactor = context->DefaultReactor();
-  call->response = response;
+  call->response = response_bytes;
   call->deadline = RequestDeadline(*context, default_deadline_);
   grpc::ServerUnaryReactor* reactor = call->reactor;
   SubmitRankHeadsPass(std::move(call));
@@ -196,7 +229,8 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
   grpc::CallbackServerContext* context = call->context;
   pass.is_cancelled = [context] { return context->IsCancelled(); };
   grpc::ServerUnaryReactor* reactor = call->reactor;
-  pass.done = [this, call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+  pass.done = [this,
+               call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
         [this, call, outputs = std::move(outputs)]() mutable {
@@ -220,8 +254,9 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
                 absl::StrCat("RankHeads: ", ranking.status().message()))));
             return;
           }
-          ToRankHeadsResponse(*ranking, model_.info->name, call->response);
-          call->reactor->Finish(grpc::Status::OK);
+          v1::RankHeadsResponse response;
+          ToRankHeadsResponse(*ranking, model_.info->name, &response);
+          FinishWith(call->reactor, response, call->response);
         },
         bytes);
   };

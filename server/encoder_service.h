@@ -2,6 +2,11 @@
 // request (tokenizing its text), hand the model's work to the Batcher and
 // return. No handler blocks or runs the model.
 //
+// The handlers are gRPC "raw" callbacks: they take the request bytes and
+// parse them (server/wire.h), so a request protobuf refuses (a string that is
+// not UTF-8) gets INVALID_ARGUMENT saying where, not gRPC's bare
+// UNIMPLEMENTED; they serialize the response before Finish.
+//
 // Threads: handlers run on gRPC's callback threads (validation and
 // tokenization; Tokenize and GetModelInfo are answered there). The Batcher's
 // done callbacks run on the inference thread and only post the outputs to
@@ -30,7 +35,12 @@ namespace attnserve {
 // Fills the proto ModelInfo from the loader's and the tokenizer's.
 void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out);
 
-class EncoderService final : public v1::Encoder::CallbackService {
+class EncoderService final
+    : public v1::Encoder::WithRawCallbackMethod_Encode<
+          v1::Encoder::WithRawCallbackMethod_GetModelInfo<
+              v1::Encoder::WithRawCallbackMethod_Tokenize<
+                  v1::Encoder::WithRawCallbackMethod_RankHeads<
+                      v1::Encoder::Service>>>> {
  public:
   // `model`'s pointees, `batcher` and `completions` must outlive the
   // service; `completions` must stop after `batcher` (it runs the batcher's
@@ -38,18 +48,20 @@ class EncoderService final : public v1::Encoder::CallbackService {
   EncoderService(ServedModel model, const ServerOptions& options,
                  Batcher* batcher, CompletionExecutor* completions);
 
+  // Each takes a serialized request (v1::EncodeRequest, ...) and answers a
+  // serialized response (v1::EncodeResponse, ...).
   grpc::ServerUnaryReactor* Encode(grpc::CallbackServerContext* context,
-                                   const v1::EncodeRequest* request,
-                                   v1::EncodeResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
-                                         const v1::GetModelInfoRequest* request,
-                                         v1::ModelInfo* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
-                                     const v1::TokenizeRequest* request,
-                                     v1::TokenizeResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* RankHeads(grpc::CallbackServerContext* context,
-                                      const v1::RankHeadsRequest* request,
-                                      v1::RankHeadsResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
 
  private:
   struct RankHeadsCall;

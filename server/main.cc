@@ -158,8 +158,8 @@ int main(int argc, char** argv) {
                  (*tokenizer)->do_lower_case() ? "true" : "false");
   } else {
     // Token ids are still served; text gets FAILED_PRECONDITION.
-    std::string why = absl::StrReplaceAll(tokenizer.status().message(),
-                                          {{"\n", " "}});
+    std::string why =
+        absl::StrReplaceAll(tokenizer.status().message(), {{"\n", " "}});
     std::fprintf(stderr,
                  "attnserve: no tokenizer (%s): serving token ids only; text "
                  "input and Tokenize are refused\n",

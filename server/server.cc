@@ -17,8 +17,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
   if ((*tokenizer)->vocab_size() > info.config.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the vocab of ", dir, " has ", (*tokenizer)->vocab_size(),
-        " tokens, more than the model's vocab_size = ",
-        info.config.vocab_size, " (config.json): they do not belong together"));
+        " tokens, more than the model's vocab_size = ", info.config.vocab_size,
+        " (config.json): they do not belong together"));
   }
   return tokenizer;
 }
@@ -38,9 +38,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     server->tokenizer_ = *std::move(tokenizer);
     served.tokenizer = server->tokenizer_.get();
   } else {
-    server->tokenizer_status_ =
-        tokenizer.ok() ? absl::NotFoundError("no tokenizer given")
-                       : tokenizer.status();
+    server->tokenizer_status_ = tokenizer.ok()
+                                    ? absl::NotFoundError("no tokenizer given")
+                                    : tokenizer.status();
     // Worded for clients: the server's paths stay in its log.
     served.no_tokenizer_reason =
         server->tokenizer_status_.code() == absl::StatusCode::kNotFound
@@ -48,8 +48,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
             : "its vocab could not be loaded (see the server log)";
   }
   Encoder* model = server->encoder_.get();
-  server->completions_ =
-      std::make_unique<CompletionExecutor>(options.max_pending_completion_bytes);
+  server->completions_ = std::make_unique<CompletionExecutor>(
+      options.max_pending_completion_bytes);
   server->batcher_ = std::make_unique<Batcher>(
       options.batcher, [model](absl::Span<const SequenceTask> tasks) {
         return model->Forward(tasks);

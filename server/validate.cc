@@ -98,10 +98,9 @@ absl::Status CheckIdSequence(const v1::Sequence& seq, int s,
 
 absl::Status NoTokenizerError(const std::string& field,
                               const ServedModel& model) {
-  return absl::FailedPreconditionError(
-      absl::StrCat(field, ": model \"", model.info->name,
-                   "\" cannot tokenize text: ", model.no_tokenizer_reason,
-                   "; send token_ids instead"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      field, ": model \"", model.info->name, "\" cannot tokenize text: ",
+      model.no_tokenizer_reason, "; send token_ids instead"));
 }
 
 // Sequence s with text: tokenized, checked against the model.
@@ -111,9 +110,9 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
   const ModelConfig& config = model.info->config;
   const std::string at = absl::StrCat("sequences[", s, "]");
   if (seq.token_ids_size() > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        at, " has both token_ids (", seq.token_ids_size(),
-        " ids) and text: send one of them"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, " has both token_ids (", seq.token_ids_size(),
+                     " ids) and text: send one of them"));
   }
   if (seq.token_type_ids_size() > 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -124,16 +123,16 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
   }
   if (seq.text().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        at, ".text_pair is set but text is empty: put the first segment in "
-            "text"));
+        at,
+        ".text_pair is set but text is empty: put the first segment in "
+        "text"));
   }
   if (model.tokenizer == nullptr) {
     return NoTokenizerError(absl::StrCat(at, ".text"), model);
   }
   const int max_length = config.max_position_embeddings;
-  absl::StatusOr<Encoding> encoding =
-      model.tokenizer->Encode(seq.text(), seq.text_pair(), max_length,
-                              truncate);
+  absl::StatusOr<Encoding> encoding = model.tokenizer->Encode(
+      seq.text(), seq.text_pair(), max_length, truncate);
   if (!encoding.ok()) {
     // The tokenizer names "text" or "text_pair" for bad UTF-8 (with the byte
     // offset) and gives the length and the limit for a long input.
@@ -162,8 +161,8 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
     if (encoding->ids[i] >= config.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat(
           at, ".text: token \"", encoding->tokens[i], "\" has id ",
-          encoding->ids[i], ", outside the model's vocab_size = ",
-          config.vocab_size));
+          encoding->ids[i],
+          ", outside the model's vocab_size = ", config.vocab_size));
     }
   }
   return *std::move(encoding);
@@ -175,8 +174,7 @@ absl::StatusOr<InputSequence> ResolveSequence(const v1::Sequence& seq, int s,
   if (!seq.text().empty() || !seq.text_pair().empty()) {
     return TokenizeSequence(seq, s, truncate, model);
   }
-  if (absl::Status st = CheckIdSequence(seq, s, model.info->config);
-      !st.ok()) {
+  if (absl::Status st = CheckIdSequence(seq, s, model.info->config); !st.ok()) {
     return st;
   }
   InputSequence input;
@@ -275,8 +273,8 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
         "attention.query_positions selects rows of the maps, but "
         "attention.omit_maps = true leaves the maps out: drop one of them");
   }
-  auto layers =
-      SelectIndices(a.layers(), "attention.layers", config.num_layers, "layers");
+  auto layers = SelectIndices(a.layers(), "attention.layers", config.num_layers,
+                              "layers");
   if (!layers.ok()) return layers.status();
   auto heads =
       SelectIndices(a.heads(), "attention.heads", config.num_heads, "heads");
@@ -318,10 +316,10 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
           " tokens (positions must exist in every sequence of the request)"));
     }
     if (first_seen[q] >= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "attention.query_positions[", i, "] = ", q,
-          " repeats attention.query_positions[", first_seen[q],
-          "]: list each position once"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("attention.query_positions[", i, "] = ", q,
+                       " repeats attention.query_positions[", first_seen[q],
+                       "]: list each position once"));
     }
     first_seen[q] = i;
     spec->query_positions.push_back(q);
@@ -411,7 +409,8 @@ absl::Status ResponseTooLarge(const ResponseSize& size, const OutputSpec& spec,
       how.push_back("set attention.dtype = FLOAT16 (half the map size)");
     }
     if (spec.stats) {
-      how.push_back("set attention.omit_maps = true to get only the statistics");
+      how.push_back(
+          "set attention.omit_maps = true to get only the statistics");
     }
   }
   if (size.hidden > 0) how.push_back("set return_hidden_states = false");
@@ -488,8 +487,8 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
   spec.hidden_states = request.return_hidden_states();
   std::vector<int> model_layers;  // ascending, as the model wants them
   if (request.has_attention()) {
-    if (absl::Status s = SelectAttention(request.attention(), out.inputs,
-                                         model, &spec, &model_layers);
+    if (absl::Status s = SelectAttention(request.attention(), out.inputs, model,
+                                         &spec, &model_layers);
         !s.ok()) {
       return s;
     }

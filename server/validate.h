@@ -61,8 +61,8 @@ struct OutputSpec {
 using InputSequence = Encoding;
 
 struct ValidatedEncode {
-  std::vector<SequenceTask> tasks;     // one per EncodeRequest.sequences entry
-  std::vector<InputSequence> inputs;   // the same, for labelling the results
+  std::vector<SequenceTask> tasks;    // one per EncodeRequest.sequences entry
+  std::vector<InputSequence> inputs;  // the same, for labelling the results
   OutputSpec spec;
   int64_t response_bytes = 0;  // payload the response will carry
 };

@@ -314,6 +314,26 @@ grpc::Status HealthCheck(int port, const std::string& service,
   return status;
 }
 
+// Bytes protobuf cannot parse: INVALID_ARGUMENT saying so (gRPC's typed
+// handlers would answer UNIMPLEMENTED with no message).
+TEST_F(ServerTest, UnparsableRequestIsInvalidArgument) {
+  grpc::GenericStub stub(NewChannel(server_->port()));
+  const std::string garbage("\x12\xff\xff", 3);
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  SetDeadline(&context, 10);
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/attnserve.v1.Encoder/Encode", grpc::StubOptions(),
+                 &request, &response,
+                 [&done](grpc::Status s) { done.set_value(s); });
+  grpc::Status status = done.get_future().get();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("not a valid attnserve.v1.EncodeRequest"));
+}
+
 TEST_F(ServerTest, HealthCheckSaysServing) {
   for (const std::string service : {"", "attnserve.v1.Encoder"}) {
     std::string response;

@@ -1,0 +1,96 @@
+// server/wire: the UTF-8 check against hand-made byte strings (RFC 3629's
+// table), and the field paths named for requests protobuf refuses.
+#include <string>
+
+#include "gmock/gmock.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
+#include "gtest/gtest.h"
+#include "proto/attnserve.pb.h"
+#include "server/wire.h"
+
+namespace attnserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ServerWireTest, FirstInvalidUtf8) {
+  EXPECT_EQ(FirstInvalidUtf8(""), -1);
+  EXPECT_EQ(FirstInvalidUtf8("plain ascii"), -1);
+  EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80"), -1);
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x8f\xbf\xbf"), -1);  // U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("ab\xff"
+                             "cd"),
+            2);
+  EXPECT_EQ(FirstInvalidUtf8("ab\x80"), 2);            // lone continuation
+  EXPECT_EQ(FirstInvalidUtf8("x\xc0\xaf"), 1);         // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("x\xc1\xbf"), 1);         // overlong
+  EXPECT_EQ(FirstInvalidUtf8("\xe0\x80\xaf"), 0);      // overlong 3-byte
+  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0);      // surrogate U+D800
+  EXPECT_EQ(FirstInvalidUtf8("\xf0\x80\x80\xaf"), 0);  // overlong 4-byte
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0);  // above U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("\xf5\x80\x80\x80"), 0);
+  EXPECT_EQ(FirstInvalidUtf8("ok \xe4\xb8"), 3);   // truncated at the end
+  EXPECT_EQ(FirstInvalidUtf8("\xe4\x41\x80"), 0);  // bad second byte
+}
+
+grpc::ByteBuffer Bytes(const std::string& s) {
+  grpc::Slice slice(s);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+TEST(ServerWireTest, NamesTheFieldThatIsNotUtf8) {
+  v1::EncodeRequest request;
+  request.add_sequences()->set_text("fine");
+  v1::Sequence* bad = request.add_sequences();
+  bad->set_text("fine too");
+  bad->set_text_pair(std::string("ab\xff", 3));  // C++ setters do not check
+  const std::string wire = request.SerializeAsString();
+
+  std::optional<std::string> found =
+      FindInvalidUtf8Field(wire, *v1::EncodeRequest::descriptor());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found,
+            "sequences[1].text_pair is not valid UTF-8: bad sequence at byte "
+            "offset 2 (byte 0xFF)");
+
+  v1::EncodeRequest parsed;
+  absl::Status status = ParseRequest(Bytes(wire), &parsed);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("sequences[1].text_pair is not valid UTF-8"));
+
+  v1::GetModelInfoRequest info;
+  info.set_model(std::string("bert\xc0", 5));
+  status = ParseRequest(Bytes(info.SerializeAsString()), &info);
+  EXPECT_THAT(status.message(),
+              HasSubstr("model is not valid UTF-8: bad sequence at byte "
+                        "offset 4 (byte 0xC0)"));
+}
+
+TEST(ServerWireTest, GarbageIsNotARequest) {
+  v1::TokenizeRequest request;
+  absl::Status status = ParseRequest(Bytes("\x0a\xff\xff"), &request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("not a valid attnserve.v1.TokenizeRequest"));
+}
+
+TEST(ServerWireTest, ValidRequestsRoundTrip) {
+  v1::EncodeRequest request;
+  request.add_sequences()->set_text("caf\xc3\xa9");
+  request.add_sequences()->add_token_ids(7);
+  v1::EncodeRequest parsed;
+  ASSERT_TRUE(ParseRequest(Bytes(request.SerializeAsString()), &parsed).ok());
+  EXPECT_EQ(parsed.sequences(0).text(), "caf\xc3\xa9");
+  EXPECT_EQ(parsed.sequences(1).token_ids(0), 7);
+
+  grpc::ByteBuffer out;
+  ASSERT_TRUE(SerializeResponse(request, &out).ok());
+  v1::EncodeRequest back;
+  ASSERT_TRUE(ParseRequest(out, &back).ok());
+  EXPECT_EQ(back.SerializeAsString(), request.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace attnserve
