@@ -19,6 +19,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
@@ -47,12 +49,14 @@ ABSL_FLAG(int, max_queue_requests, kDefaults.batcher.max_queue_requests,
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_sequences_per_request,
           kDefaults.limits.max_sequences_per_request,
-          "Most sequences in one Encode request.");
+          "Most sequences in one Encode, Tokenize or RankHeads request.");
 ABSL_FLAG(int64_t, max_tokens_per_request,
           kDefaults.limits.max_tokens_per_request,
-          "Most tokens (summed over sequences) in one Encode request.");
+          "Most tokens (summed over sequences, after tokenizing text) in one "
+          "Encode, Tokenize or RankHeads request.");
 ABSL_FLAG(int64_t, max_response_bytes, kDefaults.limits.max_response_bytes,
-          "Largest response (hidden states + attention maps) in bytes; larger "
+          "Largest Encode response payload in bytes (hidden states, "
+          "embeddings, attention maps, rollout, statistics, tokens); larger "
           "ones are refused before running with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int64_t, max_rank_heads_tokens,
           kDefaults.limits.max_rank_heads_tokens,
@@ -115,6 +119,14 @@ attnserve::ServerOptions OptionsFromFlags() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help lists the flags of this file: Abseil's default only matches
+  // files named after the binary (attnserve.cc, attnserve_main.cc).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "Serves a BERT encoder over gRPC (attnserve.v1.Encoder) with per-head "
       "attention.\nUsage: attnserve --model=DIR [--address=HOST:PORT] "
