@@ -596,7 +596,7 @@ bool WaitForQueued(Batcher& batcher, int n) {
   return true;
 }
 
-TEST(ServerRankHeadsTest, DeadlineIsHonouredBetweenPasses) {
+TEST(ServerRankHeadsTest, DeadlineIsHonouredWhileAPassWaits) {
   std::unique_ptr<Server> server = StartServer(HeadsOptions());
   ASSERT_NE(server, nullptr);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
