@@ -150,6 +150,12 @@ std::string InputLabel(const Flags& f, size_t s) {
   return absl::StrCat("ids ", absl::StrJoin(f.ids[s - f.texts.size()], ","));
 }
 
+// "mean" for POOLING_MEAN.
+std::string PoolingName(v1::Pooling p) {
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::Pooling_Name(p), "POOLING_"));
+}
+
 // ---- info -------------------------------------------------------------------
 
 absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
@@ -355,11 +361,9 @@ absl::Status Similarity(const Flags& f, v1::Encoder::StubInterface& stub,
       cos[a][b] = Cosine(embeddings[a], embeddings[b]);
     }
   }
-  const std::string pooling =
-      f.pooling == v1::POOLING_UNSPECIFIED
-          ? "the model's default"
-          : absl::AsciiStrToLower(
-                absl::StripPrefix(v1::Pooling_Name(f.pooling), "POOLING_"));
+  const std::string pooling = f.pooling == v1::POOLING_UNSPECIFIED
+                                  ? "the model's default"
+                                  : PoolingName(f.pooling);
   if (f.json) {
     std::vector<std::string> rows;
     for (const auto& row : cos) {
@@ -451,11 +455,14 @@ absl::Status Heads(const Flags& f, v1::Encoder::StubInterface& stub,
     absl::StrAppend(out, FormatHeadStats(r, tokens.size()));
   }
   if (!f.no_rank) {
-    absl::StrAppend(out, "\n");
-    if (response->results_size() > 1) {
-      absl::StrAppend(out, "ranking over all ", response->results_size(),
-                      " sequences (mean importance)\n");
-    }
+    absl::StrAppend(
+        out, "\nRankHeads, pooling ",
+        f.pooling == v1::POOLING_UNSPECIFIED ? "mean" : PoolingName(f.pooling),
+        response->results_size() > 1
+            ? absl::StrCat(", mean over ", response->results_size(),
+                           " sequences")
+            : "",
+        "\n");
     absl::StrAppend(out, FormatRanking(ranking, f.top > 0 ? f.top : 10));
   }
   return absl::OkStatus();
@@ -513,9 +520,10 @@ absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
         "cannot write --html ", f.html, ": ", std::strerror(errno)));
   }
   absl::StrAppendFormat(
-      out, "wrote %s: %d layers × %d heads, %d tokens%s, %.0f KB\n", f.html,
-      shape[0], shape[1], page->tokens.size(),
-      page->rollout.empty() ? "" : ", rollout", html->size() / 1024.0);
+      out, "wrote %s: %d layer%s × %d head%s, %d tokens%s, %.0f KB\n", f.html,
+      shape[0], shape[0] == 1 ? "" : "s", shape[1], shape[1] == 1 ? "" : "s",
+      page->tokens.size(), page->rollout.empty() ? "" : ", rollout",
+      html->size() / 1024.0);
   return absl::OkStatus();
 }
 
