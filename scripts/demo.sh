@@ -23,4 +23,7 @@ for _ in $(seq 100); do
 done
 set -x
 "$BIN/attnctl" info --target="127.0.0.1:$PORT"
-"$BIN/attnctl" encode --target="127.0.0.1:$PORT" --ids 2,60,70,80,3 --attention --layers 0 --hidden
+TEXT="The animal didn't cross the street because it was too tired"
+"$BIN/attnctl" encode --target="127.0.0.1:$PORT" "$TEXT" --attention --layers 0 --query it
+"$BIN/attnctl" heads --target="127.0.0.1:$PORT" "$TEXT" --top 5
+"$BIN/attnctl" attention --target="127.0.0.1:$PORT" "$TEXT" --html attention.html
