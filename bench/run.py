@@ -43,6 +43,12 @@ ITERS = {
 }
 CEILING_ITERS = (10, 5)
 PAUSE_S = 0.1
+# PyTorch fp32 is ~6x slower than the rest: half the calls keeps a full run near
+# 15 minutes. Its warm-up is skipped where one call takes over ten seconds.
+SLOW = {"torch": 0.5, "torch-bf16": 1.0}
+SLOW_NO_WARMUP = {"32x128", "8x512"}
+# A segment is quiet when other processes used at most this share of the CPUs.
+QUIET = 0.15
 
 
 def matmul_flops(lengths, layers=12, h=768, inter=3072):
@@ -307,8 +313,9 @@ def segment(worker, shape, iters):
 
 
 def run_rounds(systems, ceiling, rounds, quick, order_shapes, retry_noisy):
-    """samples[system][shape] = list of ms; ceilings in samples['ceiling-<t>']['8x128'];
-    foreign[system][shape] = other processes' CPU share during each kept segment.
+    """samples[system][shape] = per kept segment, the list of ms of its calls (ceilings
+    in samples['ceiling-<t>']['8x128']); foreign[system][shape] = other processes'
+    CPU share during each of those segments.
     A segment during which other processes used more than `retry_noisy` of the
     CPUs is run once more and the quieter of the two kept, unless the segment
     before it was noisy too (0 = never)."""
@@ -339,7 +346,9 @@ def run_rounds(systems, ceiling, rounds, quick, order_shapes, retry_noisy):
                     w = systems[name]["worker"]
                     if w is None or w.error:
                         continue
-                    n = 1 if r < 0 else ITERS[shape][qi]
+                    if r < 0 and name.startswith("torch") and shape in SLOW_NO_WARMUP:
+                        continue
+                    n = 1 if r < 0 else max(1, int(ITERS[shape][qi] * SLOW.get(name, 1)))
                     fn = lambda: segment(w, shape, n)  # noqa: E731
                 out, busy = timed(fn, w.pids)
                 time.sleep(PAUSE_S)
@@ -365,7 +374,7 @@ def run_rounds(systems, ceiling, rounds, quick, order_shapes, retry_noisy):
                     systems_info = samples.setdefault("_ceiling_impl", {})
                     systems_info[name] = out.get("impl")
                 if r >= 0:
-                    samples.setdefault(name, {}).setdefault(shape, []).extend(out["ms"])
+                    samples.setdefault(name, {}).setdefault(shape, []).append(out["ms"])
                     foreign.setdefault(name, {}).setdefault(shape, []).append(busy)
         log("round %s done in %.0fs, load average %s" % (
             "warm-up" if r < 0 else r + 1, time.time() - t_round, loadavg()))
@@ -450,10 +459,28 @@ def activation_bytes(lengths, h=768, inter=3072, heads=12):
     return 4 * (tokens * (5 * h + inter) + len(lengths) * heads * t * t)
 
 
+def medians(res):
+    """(m, noisy): m[system][shape] = median ms over the calls of the quiet segments
+    (other processes used <= QUIET of the CPUs) when at least half of the segments,
+    and two, were quiet; else over all calls, and noisy[system][shape] = True."""
+    m, noisy = {}, {}
+    for name, d in res["samples"].items():
+        if name.startswith("_"):
+            continue
+        for shape, segs in d.items():
+            busy = res["foreign"][name][shape]
+            quiet = [ms for ms, b in zip(segs, busy) if b <= QUIET]
+            use_all = len(quiet) < max(2, (len(segs) + 1) // 2)
+            calls = [x for seg in (segs if use_all else quiet) for x in seg]
+            m.setdefault(name, {})[shape] = med(calls)
+            noisy.setdefault(name, {})[shape] = use_all
+    return m, noisy
+
+
 def report(res):
     """Markdown: tables, ceilings, checks, memory, targets."""
     s = res["samples"]
-    m = {n: {sh: med(v) for sh, v in d.items()} for n, d in s.items() if not n.startswith("_")}
+    m, noisy = medians(res)
     L = []
     add = L.append
 
@@ -461,7 +488,12 @@ def report(res):
         return m.get(name, {}).get(shape)
 
     def n_of(name, shape):
-        return len(s.get(name, {}).get(shape, []))
+        return sum(len(seg) for seg in s.get(name, {}).get(shape, []))
+
+    def cell(name, shape):
+        """ms, with * when the median had to include noisy segments."""
+        v = get(name, shape)
+        return fmt_ms(v) + ("\\*" if v is not None and noisy[name][shape] else "")
 
     add("Command: `%s`  " % res["command"])
     add("Started %s, %d rounds%s, %s; load average before: %s, after: %s.  "
@@ -470,9 +502,13 @@ def report(res):
     fr = sorted(x for d in res.get("foreign", {}).values() for v in d.values() for x in v)
     if fr:
         add("Other processes on the machine used a median %.0f %% (90th percentile %.0f %%, "
-            "max %.0f %%) of the two cores during the kept timed segments.  "
-            % (100 * med(fr), 100 * fr[int(0.9 * (len(fr) - 1))], 100 * fr[-1]))
-    add("Median milliseconds per batch (n = calls timed per system: %s).  "
+            "max %.0f %%) of the two cores during the timed segments; %d of %d segments were "
+            "quiet (≤ %.0f %%).  " % (100 * med(fr), 100 * fr[int(0.9 * (len(fr) - 1))],
+                                     100 * fr[-1], sum(x <= QUIET for x in fr), len(fr),
+                                     100 * QUIET))
+    add("Median milliseconds per batch over the calls of the quiet segments (\\* = fewer "
+        "than half were quiet: median of all calls). Calls timed per system and shape: %s "
+        "(PyTorch fp32: half).  "
         % ", ".join("%s %d" % (sh, n_of("attnserve", sh) or n_of("onnxruntime", sh))
                     for sh in res["shapes"]))
     add("")
@@ -488,8 +524,8 @@ def report(res):
         a = get("attnserve", sh)
         add("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             sh if sh != "8x128+attn" else "8x128 + layer %d attention" % ATTN_LAYER,
-            sum(lengths), fmt_ms(a), fmt_ms(get("attnserve-grpc", sh)),
-            fmt_ms(get("onnxruntime", sh)), fmt_ms(get("torch", sh)),
+            sum(lengths), cell("attnserve", sh), cell("attnserve-grpc", sh),
+            cell("onnxruntime", sh), cell("torch", sh),
             "n/a" if a is None else "%.1f" % (len(lengths) / a * 1e3),
             "n/a" if a is None else "%.0f" % (matmul_flops(lengths) / a / 1e6),
             fmt_ratio(ratio(get("onnxruntime", sh), a)), fmt_ratio(ratio(get("torch", sh), a)),
@@ -507,7 +543,8 @@ def report(res):
     for sh in shapes:
         f, bf, i8 = get("attnserve", sh), get("attnserve-bf16", sh), get("attnserve-int8", sh)
         add("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            sh, fmt_ms(f), fmt_ms(bf), fmt_ms(i8), fmt_ms(get("torch-bf16", sh)),
+            sh, cell("attnserve", sh), cell("attnserve-bf16", sh), cell("attnserve-int8", sh),
+            cell("torch-bf16", sh),
             fmt_ratio(ratio(f, bf)), fmt_ratio(ratio(f, i8)),
             fmt_ratio(ratio(get("torch-bf16", sh), bf))))
     add("")
@@ -525,7 +562,8 @@ def report(res):
         e = get(sysname, "8x128")
         eg = flops_8x128 / e / 1e6 if e else None
         add("| %s | %s | %s | %s | %s | %s |" % (
-            t, impl.get("ceiling-" + t, "n/a"), fmt_ms(c), "n/a" if cg is None else "%.0f" % cg,
+            t, impl.get("ceiling-" + t, "n/a"), cell("ceiling-" + t, "8x128"),
+            "n/a" if cg is None else "%.0f" % cg,
             "n/a" if eg is None else "%.0f GFLOP/s" % eg,
             "n/a" if eg is None or cg is None else "%.0f %%" % (100 * eg / cg)))
     add("")
