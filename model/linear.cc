@@ -31,38 +31,19 @@ dt SourceType(Precision p) {
 // depend on M, and most rows are served from large batches.
 constexpr int64_t kPackRows = 256;
 
-// int8 activations are u8 = round(x / scale) + 128: one static zero point
-// keeps the VNNI kernel (runtime zero points and scales take a generic one).
+// int8 activations are u8 = round(x / scale) + 128 (u8·s8 is what VNNI
+// multiplies; the static zero point makes it symmetric).
 constexpr int32_t kZeroPoint = 128;
 
-// max |x[i]|. Sixteen partial maxima let the compiler vectorize without
-// -ffast-math (a single running max is a loop-carried dependence).
+// max |x[i]|, on the OpenMP threads oneDNN uses (the same libgomp pool).
 float AbsMax(const float* x, int64_t n) {
-  float lanes[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int l = 0; l < 16; ++l) {
-      const float a = std::fabs(x[i + l]);
-      lanes[l] = lanes[l] > a ? lanes[l] : a;
-    }
-  }
   float max = 0;
-  for (; i < n; ++i) max = std::max(max, std::fabs(x[i]));
-  for (float l : lanes) max = std::max(max, l);
-  return max;
-}
-
-// q = round_half_even(x · inv) + 128, clamped to u8. Adding and subtracting
-// 1.5·2²³ rounds to nearest even in the default FP mode and vectorizes with
-// baseline SSE2 (nearbyint is a libm call there).
-void Quantize(const float* x, int64_t n, float inv, uint8_t* q) {
-  constexpr float kRound = 12582912.f;
+#pragma omp parallel for simd reduction(max : max) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    float v = x[i] * inv;
-    v = v < -128.f ? -128.f : (v > 127.f ? 127.f : v);
-    v = (v + kRound) - kRound;
-    q[i] = static_cast<uint8_t>(static_cast<int32_t>(v) + kZeroPoint);
+    const float a = std::fabs(x[i]);
+    max = max > a ? max : a;
   }
+  return max;
 }
 
 }  // namespace
@@ -81,8 +62,7 @@ struct LinearKernels::Kernel {
   dnnl::reorder to_bf16;           // bf16: f32 → bf16 activations
   std::vector<uint16_t> src_bf16;  // (rows, K) bf16 scratch
   std::vector<uint8_t> src_u8;     // (rows, K) int8 scratch
-  std::vector<float> acc;          // (rows, N) int8: products before scales
-  dnnl::eltwise_forward gelu;      // int8: GELU after our epilogue
+  dnnl::reorder to_u8;             // int8: f32 → u8 with a per-call scale
 };
 
 LinearKernels::LinearKernels(DnnlContext* ctx, int64_t n, int64_t k,
@@ -100,21 +80,22 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
   RETURN_IF_ERROR(CatchDnnl("create matmul", [&] {
     dnnl::primitive_attr attr;
     if (int8) {
-      // acc = Σ (x_u8 − 128) · w_s8; the scales, bias, GELU and residual are
-      // applied by our epilogue, so the primitive is the same for every layer.
+      // dst = scale[n]·(Σ (x_u8 − 128)·w_s8 + bias[n]) with scale[n] =
+      // activation scale · weight scale[n], given per call: the activation
+      // scale is dynamic, and runtime scales keep one primitive for every
+      // layer. oneDNN 2.6 adds the bias before the scale (see Run).
+      attr.set_output_scales(2, {DNNL_RUNTIME_F32_VAL});
       attr.set_zero_points(DNNL_ARG_SRC, 0, {kZeroPoint});
-    } else {
-      dnnl::post_ops ops;
-      if (spec_.gelu) {
-        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
-      }
-      if (spec_.residual) ops.append_sum(1.f);
-      attr.set_post_ops(ops);
     }
+    dnnl::post_ops ops;
+    if (spec_.gelu) {
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    }
+    if (spec_.residual) ops.append_sum(1.f);
+    attr.set_post_ops(ops);
     const memory::desc src = Desc2D(rows, k_, SourceType(p));
     const memory::desc dst = Desc2D(rows, n_);
-    const memory::desc bias =
-        int8 ? memory::desc() : memory::desc({1, n_}, dt::f32, tag::ab);
+    const memory::desc bias({1, n_}, dt::f32, tag::ab);
     auto make = [&](const memory::desc& wei) {
       return dnnl::matmul::primitive_desc(
           dnnl::matmul::desc(src, wei, bias, dst), attr, ctx_->engine);
@@ -141,15 +122,11 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
     }
     if (int8) {
       kernel->src_u8.resize(rows * k_);
-      kernel->acc.resize(rows * n_);
-      if (spec_.gelu) {
-        kernel->gelu =
-            dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(
-                dnnl::eltwise_forward::desc(
-                    dnnl::prop_kind::forward_inference,
-                    dnnl::algorithm::eltwise_gelu_erf, dst),
-                ctx_->engine));
-      }
+      dnnl::primitive_attr quantize;
+      quantize.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+      quantize.set_zero_points(DNNL_ARG_DST, 0, {kZeroPoint});
+      kernel->to_u8 = dnnl::reorder(dnnl::reorder::primitive_desc(
+          ctx_->engine, Desc2D(rows, k_), ctx_->engine, src, quantize));
     }
   }));
   Kernel* raw = kernel.get();
@@ -186,6 +163,8 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
     // largest magnitude maps to 127.
     quantized.resize(n * k);
     linear->scales_.resize(n);
+    linear->call_scales_.resize(n);
+    linear->call_bias_.resize(n);
     for (int64_t r = 0; r < n; ++r) {
       const float max = AbsMax(&weight[r * k], k);
       const float scale = max > 0 ? max / 127.f : 1.f;
@@ -261,48 +240,37 @@ absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
   ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
   DnnlContext* ctx = kernels_->ctx();
   const int64_t k = kernels_->k(), n = kernels_->n();
-  const LinearSpec& spec = kernels_->spec();
   const int64_t rows = RowBucket(m);
   // Dynamic per-tensor activation scale over the m real rows: the largest |x|
   // maps to 127 (rows past m are scratch and may hold anything finite).
-  const float scale = AbsMax(x, m * k) / 127.f;
-  Quantize(x, rows * k, scale > 0 ? 1.f / scale : 0.f, kernel->src_u8.data());
-  float* acc = kernel->acc.data();
-  RETURN_IF_ERROR(CatchDnnl("int8 matmul", [&] {
+  const float max = AbsMax(x, m * k);
+  const float scale = max > 0 ? max / 127.f : 1.f;
+  // (N) this call's output scales, and the bias divided by them because
+  // oneDNN 2.6 computes dst = scale[n]·(acc + bias[n]).
+  for (int64_t c = 0; c < n; ++c) {
+    call_scales_[c] = scale * scales_[c];
+    call_bias_[c] = bias_[c] / call_scales_[c];
+  }
+  float inv = 1.f / scale;
+  return CatchDnnl("int8 matmul", [&] {
+    memory src_f32(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
     memory src(Desc2D(rows, k, dt::u8), ctx->engine, kernel->src_u8.data());
-    memory dst(Desc2D(rows, n), ctx->engine, acc);
+    memory dst(Desc2D(rows, n), ctx->engine, y);
+    memory inv_mem(memory::desc({1}, dt::f32, tag::a), ctx->engine, &inv);
+    memory scales(memory::desc({n}, dt::f32, tag::a), ctx->engine,
+                  call_scales_.data());
+    memory bias(memory::desc({1, n}, dt::f32, tag::ab), ctx->engine,
+                call_bias_.data());
+    kernel->to_u8.execute(ctx->stream,
+                          {{DNNL_ARG_FROM, src_f32},
+                           {DNNL_ARG_TO, src},
+                           {DNNL_ARG_ATTR_OUTPUT_SCALES, inv_mem}});
     kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
                                          {DNNL_ARG_WEIGHTS, weights},
-                                         {DNNL_ARG_DST, dst}});
-    ctx->stream.wait();
-  }));
-  // (rows, N): y = [y +] act(scale · w_scale[n] · acc + b). Without GELU one
-  // pass does it; with GELU the activation runs (on oneDNN) before the add.
-  const float* b = bias_.data();
-  const float* w = scales_.data();
-  const bool fused = spec.residual && !spec.gelu;
-  float* target = spec.residual ? acc : y;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* in = acc + r * n;
-    float* out = (fused ? y : target) + r * n;
-    if (fused) {
-      for (int64_t c = 0; c < n; ++c) out[c] += scale * w[c] * in[c] + b[c];
-    } else {
-      for (int64_t c = 0; c < n; ++c) out[c] = scale * w[c] * in[c] + b[c];
-    }
-  }
-  if (spec.gelu) {
-    RETURN_IF_ERROR(CatchDnnl("gelu", [&] {
-      memory data(Desc2D(rows, n), ctx->engine, target);
-      kernel->gelu.execute(ctx->stream,
-                           {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
-      ctx->stream.wait();
-    }));
-    if (spec.residual) {
-      for (int64_t i = 0; i < rows * n; ++i) y[i] += acc[i];
-    }
-  }
-  return absl::OkStatus();
+                                         {DNNL_ARG_BIAS, bias},
+                                         {DNNL_ARG_DST, dst},
+                                         {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}});
+  });
 }
 
 size_t Linear::weight_bytes() const {

@@ -81,6 +81,8 @@ class Linear {
   std::shared_ptr<LinearKernels> kernels_;
   std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
   std::vector<float> scales_;  // (N) int8: W[n, :] ≈ scales_[n] · W_s8[n, :]
+  std::vector<float> call_scales_;  // (N) int8: activation scale · scales_
+  std::vector<float> call_bias_;    // (N) int8: bias_ / call_scales_
   std::vector<float> bias_;    // (N)
   dnnl::memory bias_mem_;      // (1, N) f32 over bias_
 };
