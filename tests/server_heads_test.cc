@@ -587,15 +587,6 @@ TEST_F(ServerHeadsTest, RankHeadsTakesTextAndRefusesTooMuchWork) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-bool WaitForQueued(Batcher& batcher, int n) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (batcher.queued() < n) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 TEST(ServerRankHeadsTest, DeadlineIsHonouredWhileAPassWaits) {
   std::unique_ptr<Server> server = StartServer(HeadsOptions());
   ASSERT_NE(server, nullptr);
@@ -608,12 +599,15 @@ TEST(ServerRankHeadsTest, DeadlineIsHonouredWhileAPassWaits) {
     v1::RankHeadsResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(300));
+                         std::chrono::milliseconds(kQueuedDeadlineMs));
     status = stub->RankHeads(&context, request, &response);
   });
   const bool queued = WaitForQueued(server->batcher(), 1);
   client.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's deadline is the client's plus the transit time: let it pass
+  // too before the batcher looks at the request.
+  absl::SleepFor(absl::Milliseconds(500));
   server->batcher().Resume();
   server->Shutdown(absl::Seconds(20));
   ASSERT_TRUE(queued);

@@ -508,16 +508,6 @@ TEST_F(ServerTest, EveryBadInputIsRefusedWithItsCodeAndAClearMessage) {
             (std::vector<int64_t>{kLayers, kHeads, 40, 40}));
 }
 
-// Waits (bounded) until `n` requests sit in the paused batcher's queue.
-bool WaitForQueued(Batcher& batcher, int n) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (batcher.queued() < n) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 TEST(ServerBatchingTest, ConcurrentRequestsAreMergedIntoOnePass) {
   const std::vector<GoldenSequence> golden =
       ReadGolden(std::string(kModelDir) + "/golden.json");
@@ -575,12 +565,15 @@ TEST(ServerBatchingTest, RequestsPastTheirDeadlineAreDroppedNotRun) {
     v1::EncodeResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(300));
+                         std::chrono::milliseconds(kQueuedDeadlineMs));
     status = stub->Encode(&context, request, &response);
   });
   const bool queued = WaitForQueued(server->batcher(), 1);
   client.join();  // returns at the deadline: the request is still queued
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's deadline is the client's plus the transit time: let it pass
+  // too before the batcher looks at the request.
+  absl::SleepFor(absl::Milliseconds(500));
   server->batcher().Resume();
   server->Shutdown(absl::Seconds(20));  // drains the batcher
   ASSERT_TRUE(queued);

@@ -24,6 +24,20 @@
 namespace attnserve::testing {
 
 inline const char kModelDir[] = ATTNSERVE_TEST_DATA "/tiny_bert";
+
+// Deadline of a call that must expire while the batcher is paused: long enough
+// for a loaded CI machine to queue it first, short enough to keep tests quick.
+inline constexpr int kQueuedDeadlineMs = 2000;
+
+// Waits (bounded) until `n` requests sit in the paused batcher's queue.
+inline bool WaitForQueued(Batcher& batcher, int n) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (batcher.queued() < n) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
 // tiny_bert: 2 layers × 4 heads, hidden 32, vocab 99 (vocab.txt), 40
 // positions, [SEP] = 3.
 constexpr int kLayers = 2, kHeads = 4, kHidden = 32, kVocab = 99,
