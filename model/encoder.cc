@@ -157,15 +157,12 @@ absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
   return absl::OkStatus();
 }
 
-namespace {
-
-absl::Status CheckTask(const SequenceTask& task, size_t index,
-                       const ModelInfo& info) {
-  const ModelConfig& c = info.config;
-  const int64_t t = task.token_ids.size();
-  auto bad = [&](const std::string& what) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("sequence %d: %s", index, what));
+absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
+                          absl::Span<const int32_t> token_type_ids,
+                          const ModelConfig& c) {
+  const int64_t t = token_ids.size();
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError(what);
   };
   if (t == 0) return bad("no tokens");
   if (t > c.max_position_embeddings) {
@@ -173,24 +170,37 @@ absl::Status CheckTask(const SequenceTask& task, size_t index,
                                t, c.max_position_embeddings));
   }
   for (int64_t j = 0; j < t; ++j) {
-    if (task.token_ids[j] < 0 || task.token_ids[j] >= c.vocab_size) {
+    if (token_ids[j] < 0 || token_ids[j] >= c.vocab_size) {
       return bad(absl::StrFormat("token id %d at %d is outside [0, %d)",
-                                 task.token_ids[j], j, c.vocab_size));
+                                 token_ids[j], j, c.vocab_size));
     }
   }
-  if (!task.token_type_ids.empty()) {
-    if (static_cast<int64_t>(task.token_type_ids.size()) != t) {
-      return bad(absl::StrFormat("%d token_type_ids for %d tokens",
-                                 task.token_type_ids.size(), t));
+  if (token_type_ids.empty()) return absl::OkStatus();
+  if (static_cast<int64_t>(token_type_ids.size()) != t) {
+    return bad(absl::StrFormat("%d token_type_ids for %d tokens",
+                               token_type_ids.size(), t));
+  }
+  for (int64_t j = 0; j < t; ++j) {
+    if (token_type_ids[j] < 0 || token_type_ids[j] >= c.type_vocab_size) {
+      return bad(absl::StrFormat("token type id %d at %d is outside [0, %d)",
+                                 token_type_ids[j], j, c.type_vocab_size));
     }
-    for (int64_t j = 0; j < t; ++j) {
-      if (task.token_type_ids[j] < 0 ||
-          task.token_type_ids[j] >= c.type_vocab_size) {
-        return bad(absl::StrFormat("token type id %d at %d is outside [0, %d)",
-                                   task.token_type_ids[j], j,
-                                   c.type_vocab_size));
-      }
-    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CheckTask(const SequenceTask& task, size_t index,
+                       const ModelInfo& info) {
+  const ModelConfig& c = info.config;
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("sequence %d: %s", index, what));
+  };
+  if (absl::Status ids = CheckTokenIds(task.token_ids, task.token_type_ids, c);
+      !ids.ok()) {
+    return bad(ids.message());
   }
   int previous = -1;
   for (int layer : task.attention_layers) {

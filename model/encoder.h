@@ -56,6 +56,13 @@ struct SequenceOutput {
   std::vector<float> embedding;  // (hidden) when pooling != kNone
 };
 
+// Checks one sequence's ids against `config`: 1 ≤ T ≤ max_position_embeddings,
+// ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
+// in [0, type_vocab_size). InvalidArgument says which value and the limit.
+absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
+                          absl::Span<const int32_t> token_type_ids,
+                          const ModelConfig& config);
+
 class Encoder {
  public:
   // Reads `dir`/config.json and `dir`/model.safetensors, checks every tensor,

@@ -13,34 +13,10 @@ namespace {
 // index (Forward only knows its position inside one packed call).
 absl::Status CheckSequence(const RankSequence& s, size_t index,
                            const ModelConfig& c) {
-  auto bad = [&](const std::string& what) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("rank heads: sequences[%d]: %s", index, what));
-  };
-  const int64_t t = s.token_ids.size();
-  if (t == 0) return bad("no tokens");
-  if (t > c.max_position_embeddings) {
-    return bad(absl::StrFormat("length %d exceeds max_position_embeddings %d",
-                               t, c.max_position_embeddings));
-  }
-  for (int64_t j = 0; j < t; ++j) {
-    if (s.token_ids[j] < 0 || s.token_ids[j] >= c.vocab_size) {
-      return bad(absl::StrFormat("token id %d at %d is outside [0, %d)",
-                                 s.token_ids[j], j, c.vocab_size));
-    }
-  }
-  if (s.token_type_ids.empty()) return absl::OkStatus();
-  if (int64_t(s.token_type_ids.size()) != t) {
-    return bad(absl::StrFormat("%d token_type_ids for %d tokens",
-                               s.token_type_ids.size(), t));
-  }
-  for (int64_t j = 0; j < t; ++j) {
-    if (s.token_type_ids[j] < 0 || s.token_type_ids[j] >= c.type_vocab_size) {
-      return bad(absl::StrFormat("token type id %d at %d is outside [0, %d)",
-                                 s.token_type_ids[j], j, c.type_vocab_size));
-    }
-  }
-  return absl::OkStatus();
+  absl::Status status = CheckTokenIds(s.token_ids, s.token_type_ids, c);
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "rank heads: sequences[%d]: %s", index, status.message()));
 }
 
 // 1 − cos(a, b) in double; see HeadImportance for zero vectors.
