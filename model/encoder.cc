@@ -87,16 +87,6 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   ModelInfo info;
   ASSIGN_OR_RETURN(info.config, LoadConfig(dir));
   const ModelConfig& c = info.config;
-  ASSIGN_OR_RETURN(BertWeights weights,
-                   LoadWeights(dir + "/model.safetensors", c));
-  std::string base = dir;
-  while (base.size() > 1 && base.back() == '/') base.pop_back();
-  info.name = base.substr(base.find_last_of('/') + 1);
-  info.weight_dtype = weights.stored_dtype;
-  info.has_pooler = !weights.pooler_weight.empty();
-  info.precision = options.precision;
-  ASSIGN_OR_RETURN(info.default_pooling, ReadDefaultPooling(dir));
-
   auto impl = std::make_unique<Impl>();
   impl->config = c;
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
@@ -110,7 +100,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   const auto out = kernels(h, h, false, true);
   const auto ffn1 = kernels(inter, h, true, false);
   const auto ffn2 = kernels(h, inter, false, true);
-  for (LayerWeights& lw : weights.layers) {
+  // Each layer is packed as soon as it is read and its host copy dropped, so
+  // loading never holds two copies of the model.
+  auto pack = [&](int, LayerWeights& lw) -> absl::Status {
     PackedLayer p;
     ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
                                            3 * h, h, qkv->spec(), qkv));
@@ -124,11 +116,18 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
     p.ln1_beta = std::move(lw.ln1_beta);
     p.ln2_gamma = std::move(lw.ln2_gamma);
     p.ln2_beta = std::move(lw.ln2_beta);
-    lw = LayerWeights();  // the packed copies are the only ones kept
     impl->layers.push_back(std::move(p));
-  }
-  weights.layers.clear();
-  impl->weights = std::move(weights);
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(impl->weights,
+                   LoadWeights(dir + "/model.safetensors", c, pack));
+  std::string base = dir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  info.name = base.substr(base.find_last_of('/') + 1);
+  info.weight_dtype = impl->weights.stored_dtype;
+  info.has_pooler = !impl->weights.pooler_weight.empty();
+  info.precision = options.precision;
+  ASSIGN_OR_RETURN(info.default_pooling, ReadDefaultPooling(dir));
   impl->layer_norm = std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
   impl->attention =
       std::make_unique<Attention>(&impl->ctx, c.num_heads, c.head_size());

@@ -34,6 +34,10 @@ class SafetensorsFile {
   // nullptr when absent.
   const TensorView* Find(const std::string& name) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  // Drops the pages that lie wholly inside `t` from memory (they are re-read
+  // from the file if touched again): a loader that has converted a tensor
+  // calls this so the mapping does not double the resident size.
+  void Release(const TensorView& t) const;
 
  private:
   SafetensorsFile() = default;

@@ -125,6 +125,7 @@ class Reader {
     }
     const std::string what = absl::StrFormat("%s: tensor \"%s\"", file_.path(), full);
     ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t, what));
+    file_.Release(*t);
     if (dtype_.empty()) {
       dtype_ = t->dtype;
     } else if (dtype_ != t->dtype) {
@@ -167,7 +168,8 @@ std::vector<NamedShape> WeightTable(const ModelConfig& config,
 }
 
 absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
-                                        const ModelConfig& config) {
+                                        const ModelConfig& config,
+                                        const LayerSink& sink) {
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
                    SafetensorsFile::Open(path));
   Reader reader(*file, config);
@@ -182,7 +184,11 @@ absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
     for (const Spec& s : LayerSpecs()) {
       RETURN_IF_ERROR(reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
     }
-    w.layers.push_back(std::move(layer));
+    if (sink) {
+      RETURN_IF_ERROR(sink(i, layer));
+    } else {
+      w.layers.push_back(std::move(layer));
+    }
   }
   // The pooler is optional, but half a pooler is a corrupt checkpoint.
   const bool has_weight = reader.Has(PoolerSpecs()[0].name);

@@ -2,6 +2,7 @@
 #ifndef ATTNSERVE_MODEL_WEIGHTS_H_
 #define ATTNSERVE_MODEL_WEIGHTS_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,18 @@ struct BertWeights {
   std::string stored_dtype;                // "F32", "F16", "BF16" or "mixed"
 };
 
+// Receives each layer's weights as soon as they are read. A caller that packs
+// them can move them out: the layer is not kept, so the loader holds one
+// layer at a time instead of the whole model.
+using LayerSink = std::function<absl::Status(int layer, LayerWeights& weights)>;
+
 // Reads every tensor of the table from `path` (a .safetensors file written by
 // BertModel, with or without the "bert." prefix), checking name, dtype and
-// shape; errors name the file and the tensor.
+// shape; errors name the file and the tensor. With a `sink`, layers go there
+// and BertWeights::layers stays empty.
 absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
-                                        const ModelConfig& config);
+                                        const ModelConfig& config,
+                                        const LayerSink& sink = nullptr);
 
 // The Hugging Face names of all tensors, in table order, for `config`
 // (without prefix). Used by the demo-model writer and tests.
