@@ -13,6 +13,9 @@
 //         compare PATH            this precision's outputs against a dump
 //         rss                     VmHWM / VmRSS / RssAnon / RssFile in kB
 //         quit
+//   encoder_bench ... --worker --forward-thread
+//       The same, but commands (and so Forward) run on a second thread, as in
+//       the server, whose batcher thread runs what main() loaded.
 //   encoder_bench --worker        (no --model) matmul ceilings only
 //   encoder_bench --model=DIR --precision=P --rss=SHAPE
 //       Fresh-process memory: RSS after Load and the peak during Load, then
@@ -33,6 +36,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -333,6 +337,7 @@ class Worker {
 int Main(int argc, char** argv) {
   std::string model, precision = "fp32", rss_shape;
   bool worker = false;
+  bool forward_thread = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* key) -> const char* {
@@ -347,10 +352,12 @@ int Main(int argc, char** argv) {
       rss_shape = v;
     } else if (a == "--worker") {
       worker = true;
+    } else if (a == "--forward-thread") {
+      forward_thread = true;
     } else {
       std::fprintf(stderr,
                    "usage: encoder_bench [--model=DIR] [--precision=P] "
-                   "(--worker | --rss=SHAPE)\n");
+                   "(--worker [--forward-thread] | --rss=SHAPE)\n");
       return 2;
     }
   }
@@ -405,9 +412,19 @@ int Main(int argc, char** argv) {
 
   Reply("{\"ok\":true," + loaded_json + "}");
   Worker w(std::move(encoder));
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (!w.Handle(line)) break;
+  auto serve = [&w] {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (!w.Handle(line)) break;
+    }
+  };
+  if (forward_thread) {
+    // As the server does it: loaded on the main thread, run on another one
+    // (libgomp then manages two thread teams; see BENCHMARKS.md).
+    std::thread t(serve);
+    t.join();
+  } else {
+    serve();
   }
   return 0;
 }

@@ -691,7 +691,7 @@ def targets(res, m):
     x = get("attnserve", "8x128+attn")
     r = ratio(x, a)
     out.append(("one layer's attention costs ≤ 10 % over none at 8x128",
-                "+%.1f %% (%s vs %s ms)" % (100 * (r - 1), fmt_ms(x), fmt_ms(a))
+                "%+.1f %% (%s vs %s ms)" % (100 * (r - 1), fmt_ms(x), fmt_ms(a))
                 if r else "n/a", verdict(None if r is None else r <= 1.10)))
     g = get("attnserve-grpc", "8x128")
     r = ratio(a, g)

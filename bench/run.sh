@@ -9,7 +9,8 @@
 # 3. builds encoder_bench, grpc_bench and attnserve in build-bench/ (-j2),
 # 4. runs bench/run.py: every system interleaved, OMP_NUM_THREADS=2, medians,
 #    a markdown report printed and kept in bench/out/runs/<time>/report.md.
-# A full run takes ~12 minutes on the 2-core machine; --quick ~4.
+# A full run takes ~15 minutes on a quiet 2-core machine (--quick ~5); while
+# others compile, rounds stretch 2-5x: the report says how noisy each segment was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
