@@ -3,7 +3,6 @@
 #include "model/encoder.h"
 
 #include <cmath>
-
 #include <random>
 
 #include "gmock/gmock.h"
@@ -14,17 +13,12 @@
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::DataPath;
 using ::attnserve::testing::GoldenSequence;
+using ::attnserve::testing::kAttentionTolerance;
+using ::attnserve::testing::kHiddenTolerance;
 using ::attnserve::testing::MaxAbsDiff;
 using ::attnserve::testing::ReadGolden;
-
-// Tolerances promised by the core issue: hidden ≤ 1e-4, attention ≤ 1e-5.
-constexpr double kHiddenTol = 1e-4;
-constexpr double kAttentionTol = 1e-5;
-
-std::string Data(const std::string& sub) {
-  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
-}
 
 SequenceTask TaskFor(const GoldenSequence& g, int layers) {
   SequenceTask task;
@@ -38,10 +32,10 @@ SequenceTask TaskFor(const GoldenSequence& g, int layers) {
 class GoldenTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenTest, WholeBatchMatchesPyTorch) {
-  auto encoder = Encoder::Load(Data(GetParam()));
+  auto encoder = Encoder::Load(DataPath(GetParam()));
   ASSERT_TRUE(encoder.ok()) << encoder.status();
   const int layers = (*encoder)->info().config.num_layers;
-  const auto golden = ReadGolden(Data(GetParam()) + "/golden.json");
+  const auto golden = ReadGolden(DataPath(GetParam()) + "/golden.json");
   ASSERT_FALSE(golden.empty());
   std::vector<SequenceTask> tasks;
   for (const auto& g : golden) tasks.push_back(TaskFor(g, layers));
@@ -54,17 +48,20 @@ TEST_P(GoldenTest, WholeBatchMatchesPyTorch) {
     SCOPED_TRACE(golden[i].name);
     const double dh = MaxAbsDiff((*out)[i].hidden, golden[i].hidden);
     const double da = MaxAbsDiff((*out)[i].attention, golden[i].attention);
-    EXPECT_LE(dh, kHiddenTol);
-    EXPECT_LE(da, kAttentionTol);
+    EXPECT_LE(dh, kHiddenTolerance);
+    EXPECT_LE(da, kAttentionTolerance);
     worst_hidden = std::max(worst_hidden, dh);
     worst_attention = std::max(worst_attention, da);
   }
-  EXPECT_LE(MaxAbsDiff((*out)[0].embedding, golden[0].pooler), kHiddenTol);
-  EXPECT_LE(MaxAbsDiff((*out)[1].embedding, golden[1].mean_pooled), kHiddenTol);
+  EXPECT_LE(MaxAbsDiff((*out)[0].embedding, golden[0].pooler),
+            kHiddenTolerance);
+  EXPECT_LE(MaxAbsDiff((*out)[1].embedding, golden[1].mean_pooled),
+            kHiddenTolerance);
   RecordProperty("max_hidden_diff", std::to_string(worst_hidden));
   RecordProperty("max_attention_diff", std::to_string(worst_attention));
-  std::printf("[ %s ] max |hidden - torch| = %.3g, max |attention - torch| = %.3g\n",
-              GetParam(), worst_hidden, worst_attention);
+  std::printf(
+      "[ %s ] max |hidden - torch| = %.3g, max |attention - torch| = %.3g\n",
+      GetParam(), worst_hidden, worst_attention);
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest,
@@ -74,9 +71,9 @@ INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest,
 // Every sequence alone, then in batches of mixed lengths and orders: outputs
 // agree to 1e-5 (padding never leaks; packing does not change numbers much).
 TEST(EncoderTest, BatchingDoesNotChangeResults) {
-  auto encoder = Encoder::Load(Data("tiny_bert"));
+  auto encoder = Encoder::Load(DataPath("tiny_bert"));
   ASSERT_TRUE(encoder.ok()) << encoder.status();
-  const auto golden = ReadGolden(Data("tiny_bert/golden.json"));
+  const auto golden = ReadGolden(DataPath("tiny_bert/golden.json"));
   std::vector<SequenceOutput> alone;
   for (const auto& g : golden) {
     SequenceTask task = TaskFor(g, 2);
@@ -97,15 +94,16 @@ TEST(EncoderTest, BatchingDoesNotChangeResults) {
     ASSERT_TRUE(out.ok()) << out.status();
     for (size_t k = 0; k < tasks.size(); ++k) {
       EXPECT_LE(MaxAbsDiff((*out)[k].hidden, alone[pick[k]].hidden), 1e-5);
-      EXPECT_LE(MaxAbsDiff((*out)[k].attention, alone[pick[k]].attention), 1e-5);
+      EXPECT_LE(MaxAbsDiff((*out)[k].attention, alone[pick[k]].attention),
+                1e-5);
     }
   }
 }
 
 TEST(EncoderTest, OnlyRequestedOutputsAreFilled) {
-  auto encoder = Encoder::Load(Data("tiny_bert"));
+  auto encoder = Encoder::Load(DataPath("tiny_bert"));
   ASSERT_TRUE(encoder.ok());
-  const auto golden = ReadGolden(Data("tiny_bert/golden.json"));
+  const auto golden = ReadGolden(DataPath("tiny_bert/golden.json"));
   SequenceTask task;
   task.token_ids = golden[2].token_ids;
   task.attention_layers = {1};
@@ -117,17 +115,18 @@ TEST(EncoderTest, OnlyRequestedOutputsAreFilled) {
   ASSERT_EQ((*out)[0].attention.size(), size_t(block));
   std::vector<float> layer1(golden[2].attention.begin() + block,
                             golden[2].attention.end());
-  EXPECT_LE(MaxAbsDiff((*out)[0].attention, layer1), kAttentionTol);
+  EXPECT_LE(MaxAbsDiff((*out)[0].attention, layer1), kAttentionTolerance);
 }
 
 TEST(EncoderTest, BadTasksAreRefusedNotCrashed) {
-  auto encoder = Encoder::Load(Data("tiny_bert"));
+  auto encoder = Encoder::Load(DataPath("tiny_bert"));
   ASSERT_TRUE(encoder.ok());
   auto refuse = [&](SequenceTask task, const std::string& needle) {
     auto out = (*encoder)->Forward({&task, 1});
     ASSERT_FALSE(out.ok());
     EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(std::string(out.status().message()), ::testing::HasSubstr(needle));
+    EXPECT_THAT(std::string(out.status().message()),
+                ::testing::HasSubstr(needle));
   };
   SequenceTask t;
   refuse(t, "no tokens");

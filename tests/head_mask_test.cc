@@ -2,63 +2,27 @@
 // Hugging Face's head_mask semantics (tools/gen_golden.py writes
 // tiny_bert/golden_head_mask.json): one head, a whole layer, all heads.
 // Maps are returned as computed before masking.
+#include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
+#include <cstdio>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/encoder.h"
-#include "nlohmann/json.hpp"
 #include "tests/golden.h"
 
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::DataPath;
+using ::attnserve::testing::FindGolden;
 using ::attnserve::testing::GoldenSequence;
+using ::attnserve::testing::HeadMaskCase;
+using ::attnserve::testing::kAttentionTolerance;
+using ::attnserve::testing::kHiddenTolerance;
 using ::attnserve::testing::MaxAbsDiff;
 using ::attnserve::testing::ReadGolden;
-
-// The core issue's tolerances: hidden ≤ 1e-4, attention ≤ 1e-5.
-constexpr double kHiddenTol = 1e-4;
-constexpr double kAttentionTol = 1e-5;
-
-std::string Data(const std::string& sub) {
-  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
-}
-
-struct MaskCase {
-  std::string name;
-  std::vector<uint8_t> head_mask;  // (L, heads), 1 = switched off
-  std::vector<GoldenSequence> sequences;
-};
-
-// Reads golden_head_mask.json (layout in tools/gen_golden.py's docstring).
-std::vector<MaskCase> ReadMaskGolden(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str());
-  std::vector<MaskCase> out;
-  for (const auto& c : j.at("cases")) {
-    MaskCase m;
-    m.name = c.at("name").get<std::string>();
-    m.head_mask = c.at("head_mask").at("data").get<std::vector<uint8_t>>();
-    for (const auto& s : c.at("sequences")) {
-      GoldenSequence g;
-      g.name = s.at("name").get<std::string>();
-      g.token_ids = s.at("token_ids").get<std::vector<int32_t>>();
-      g.token_type_ids = s.at("token_type_ids").get<std::vector<int32_t>>();
-      g.hidden = s.at("last_hidden_state").at("data").get<std::vector<float>>();
-      g.attention = s.at("attentions").at("data").get<std::vector<float>>();
-      g.pooler = s.at("pooler_output").at("data").get<std::vector<float>>();
-      g.mean_pooled = s.at("mean_pooled").at("data").get<std::vector<float>>();
-      m.sequences.push_back(std::move(g));
-    }
-    out.push_back(std::move(m));
-  }
-  return out;
-}
+using ::attnserve::testing::ReadHeadMaskGolden;
 
 SequenceTask TaskFor(const GoldenSequence& g, std::vector<uint8_t> head_mask) {
   SequenceTask task;
@@ -71,23 +35,14 @@ SequenceTask TaskFor(const GoldenSequence& g, std::vector<uint8_t> head_mask) {
   return task;
 }
 
-const GoldenSequence& Unmasked(const std::vector<GoldenSequence>& golden,
-                               const std::string& name) {
-  for (const auto& g : golden) {
-    if (g.name == name) return g;
-  }
-  ADD_FAILURE() << "no unmasked golden " << name;
-  return golden.front();
-}
-
 class HeadMaskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto encoder = Encoder::Load(Data("tiny_bert"));
+    auto encoder = Encoder::Load(DataPath("tiny_bert"));
     ASSERT_TRUE(encoder.ok()) << encoder.status();
     encoder_ = std::move(*encoder);
-    cases_ = ReadMaskGolden(Data("tiny_bert/golden_head_mask.json"));
-    plain_ = ReadGolden(Data("tiny_bert/golden.json"));
+    cases_ = ReadHeadMaskGolden(DataPath("tiny_bert/golden_head_mask.json"));
+    plain_ = ReadGolden(DataPath("tiny_bert/golden.json"));
     ASSERT_EQ(cases_.size(), 3u);
     ASSERT_EQ(cases_[0].name, "layer0_head1");
     ASSERT_EQ(cases_[1].name, "layer1_all");
@@ -95,7 +50,7 @@ class HeadMaskTest : public ::testing::Test {
   }
 
   std::unique_ptr<Encoder> encoder_;
-  std::vector<MaskCase> cases_;
+  std::vector<HeadMaskCase> cases_;
   std::vector<GoldenSequence> plain_;
 };
 
@@ -104,7 +59,7 @@ class HeadMaskTest : public ::testing::Test {
 TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
   std::vector<SequenceTask> tasks;
   std::vector<const GoldenSequence*> want;
-  for (const MaskCase& c : cases_) {
+  for (const HeadMaskCase& c : cases_) {
     for (const GoldenSequence& g : c.sequences) {
       tasks.push_back(TaskFor(g, c.head_mask));
       want.push_back(&g);
@@ -112,7 +67,7 @@ TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
   }
   for (const GoldenSequence& g : cases_[0].sequences) {
     tasks.push_back(TaskFor(g, {}));
-    want.push_back(&Unmasked(plain_, g.name));
+    want.push_back(&FindGolden(plain_, g.name));
   }
   auto out = encoder_->Forward(tasks);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -121,10 +76,10 @@ TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
     SCOPED_TRACE(::testing::Message() << "task " << i << " " << want[i]->name);
     const double dh = MaxAbsDiff((*out)[i].hidden, want[i]->hidden);
     const double da = MaxAbsDiff((*out)[i].attention, want[i]->attention);
-    EXPECT_LE(dh, kHiddenTol);
-    EXPECT_LE(da, kAttentionTol);
+    EXPECT_LE(dh, kHiddenTolerance);
+    EXPECT_LE(da, kAttentionTolerance);
     EXPECT_LE(MaxAbsDiff((*out)[i].embedding, want[i]->mean_pooled),
-              kHiddenTol);
+              kHiddenTolerance);
     worst_hidden = std::max(worst_hidden, dh);
     worst_attention = std::max(worst_attention, da);
   }
@@ -136,7 +91,7 @@ TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
 
 // Each case alone, the way a request with one head_mask runs.
 TEST_F(HeadMaskTest, MatchesPyTorchPerCase) {
-  for (const MaskCase& c : cases_) {
+  for (const HeadMaskCase& c : cases_) {
     SCOPED_TRACE(c.name);
     std::vector<SequenceTask> tasks;
     for (const GoldenSequence& g : c.sequences)
@@ -146,9 +101,9 @@ TEST_F(HeadMaskTest, MatchesPyTorchPerCase) {
     for (size_t i = 0; i < tasks.size(); ++i) {
       SCOPED_TRACE(c.sequences[i].name);
       EXPECT_LE(MaxAbsDiff((*out)[i].hidden, c.sequences[i].hidden),
-                kHiddenTol);
+                kHiddenTolerance);
       EXPECT_LE(MaxAbsDiff((*out)[i].attention, c.sequences[i].attention),
-                kAttentionTol);
+                kAttentionTolerance);
     }
   }
 }
@@ -158,7 +113,7 @@ TEST_F(HeadMaskTest, MatchesPyTorchPerCase) {
 // switched-off heads; the hidden states do change.
 TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
   const int64_t heads = 4;
-  for (const MaskCase& c : cases_) {
+  for (const HeadMaskCase& c : cases_) {
     SCOPED_TRACE(c.name);
     const int first_masked =
         std::find(c.head_mask.begin(), c.head_mask.end(), 1) -
@@ -166,7 +121,7 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
     const int first_layer = first_masked / heads;
     for (const GoldenSequence& g : c.sequences) {
       SCOPED_TRACE(g.name);
-      const GoldenSequence& plain = Unmasked(plain_, g.name);
+      const GoldenSequence& plain = FindGolden(plain_, g.name);
       auto out = encoder_->Forward({TaskFor(g, c.head_mask)});
       ASSERT_TRUE(out.ok()) << out.status();
       const std::vector<float>& att = (*out)[0].attention;  // (2, heads, t, t)
@@ -177,7 +132,7 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
         const std::vector<float> want(
             plain.attention.begin() + l * block,
             plain.attention.begin() + (l + 1) * block);
-        EXPECT_LE(MaxAbsDiff(got, want), kAttentionTol) << "layer " << l;
+        EXPECT_LE(MaxAbsDiff(got, want), kAttentionTolerance) << "layer " << l;
       }
       for (int64_t row = 0; row < 2 * heads * t; ++row) {
         double sum = 0;
@@ -185,7 +140,8 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
         EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << row;
       }
       // The mask matters: far more than the tolerance.
-      EXPECT_GT(MaxAbsDiff((*out)[0].hidden, plain.hidden), 100 * kHiddenTol);
+      EXPECT_GT(MaxAbsDiff((*out)[0].hidden, plain.hidden),
+                100 * kHiddenTolerance);
     }
   }
 }
@@ -198,8 +154,8 @@ TEST_F(HeadMaskTest, ZeroMaskIsNoMask) {
         {TaskFor(g, std::vector<uint8_t>(8, 0)), TaskFor(g, {})});
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_LE(MaxAbsDiff((*out)[0].hidden, (*out)[1].hidden), 1e-6);
-    EXPECT_LE(MaxAbsDiff((*out)[0].hidden, Unmasked(plain_, g.name).hidden),
-              kHiddenTol);
+    EXPECT_LE(MaxAbsDiff((*out)[0].hidden, FindGolden(plain_, g.name).hidden),
+              kHiddenTolerance);
   }
 }
 

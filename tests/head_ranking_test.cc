@@ -7,75 +7,23 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
-#include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/demo_model.h"
-#include "model/weights.h"
 #include "tests/golden.h"
+#include "tests/model_testing.h"
 
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::DataPath;
+using ::attnserve::testing::kOneHead;
+using ::attnserve::testing::kOneLayer;
+using ::attnserve::testing::MakeTempDir;
+using ::attnserve::testing::WriteOneHeadModel;
 using ::testing::HasSubstr;
-
-std::string Data(const std::string& sub) {
-  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
-}
-
-std::string MakeTempDir(const std::string& prefix) {
-  std::string dir = ::testing::TempDir() + prefix + ".XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return dir;
-}
-
-// 2 layers × 4 heads, hidden 32. Every head's columns of the attention output
-// projection are zero except head kHead of layer kLayer, whose columns are
-// large: masking any other head (or layer 0) changes nothing downstream.
-constexpr int kLayer = 1, kHead = 2;
-
-std::string WriteOneHeadModel() {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 32;
-  const int64_t h = c.hidden_size, d = c.head_size();
-  std::mt19937 rng(7);
-  std::normal_distribution<float> weight(0.f, 0.2f), large(0.f, 1.f);
-  std::map<std::string, HostTensor> tensors;
-  for (const NamedShape& ns : WeightTable(c, /*with_pooler=*/true)) {
-    HostTensor t{ns.shape, {}};
-    int64_t n = 1;
-    for (int64_t dim : ns.shape) n *= dim;
-    const bool gamma = ns.name.find("LayerNorm.weight") != std::string::npos;
-    t.values.resize(n);
-    for (float& v : t.values) v = gamma ? 1.f : weight(rng);
-    tensors.emplace(ns.name, std::move(t));
-  }
-  for (int l = 0; l < c.num_layers; ++l) {
-    // (H, H) rows = output features, columns = concatenated heads' features.
-    std::vector<float>& w = tensors
-                                .at("encoder.layer." + std::to_string(l) +
-                                    ".attention.output.dense.weight")
-                                .values;
-    for (int64_t row = 0; row < h; ++row) {
-      for (int64_t col = 0; col < h; ++col) {
-        const bool kept = l == kLayer && col / d == kHead;
-        w[row * h + col] = kept ? large(rng) : 0.f;
-      }
-    }
-  }
-  const std::string dir = MakeTempDir("one_head_model");
-  EXPECT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
-  std::ofstream(dir + "/config.json") << ConfigJson(c);
-  return dir;
-}
 
 std::unique_ptr<Encoder> Load(const std::string& dir) {
   auto encoder = Encoder::Load(dir);
@@ -85,7 +33,7 @@ std::unique_ptr<Encoder> Load(const std::string& dir) {
 
 std::vector<RankSequence> GoldenSequences() {
   std::vector<RankSequence> out;
-  for (const auto& g : testing::ReadGolden(Data("tiny_bert/golden.json"))) {
+  for (const auto& g : testing::ReadGolden(DataPath("tiny_bert/golden.json"))) {
     if (g.name == "len5" || g.name == "len12" || g.name == "pair9") {
       out.push_back({g.token_ids, g.token_type_ids});
     }
@@ -130,8 +78,8 @@ TEST(RankHeadsTest, FindsTheOnlyHeadThatWrites) {
     ASSERT_EQ(ranking->layers.size(), 2u);
     ExpectOrdered(ranking->heads);
     ExpectOrdered(ranking->layers);
-    EXPECT_EQ(ranking->heads[0].layer, kLayer);
-    EXPECT_EQ(ranking->heads[0].head, kHead);
+    EXPECT_EQ(ranking->heads[0].layer, kOneLayer);
+    EXPECT_EQ(ranking->heads[0].head, kOneHead);
     EXPECT_GT(ranking->heads[0].importance, 1e-3);
     double rest = 0;
     for (size_t k = 1; k < ranking->heads.size(); ++k) {
@@ -139,11 +87,12 @@ TEST(RankHeadsTest, FindsTheOnlyHeadThatWrites) {
       rest = std::max(rest, std::fabs(ranking->heads[k].importance));
     }
     std::printf("[ pooling %d ] head (%d, %d): %.4g, every other head ≤ %.3g\n",
-                static_cast<int>(pooling), kLayer, kHead,
+                static_cast<int>(pooling), kOneLayer, kOneHead,
                 ranking->heads[0].importance, rest);
-    EXPECT_EQ(ranking->layers[0].layer, kLayer);
+    EXPECT_EQ(ranking->layers[0].layer, kOneLayer);
     EXPECT_EQ(ranking->layers[0].head, -1);
-    // Layer 1's other heads write nothing: masking the layer = masking kHead.
+    // Layer 1's other heads write nothing: masking the layer = masking
+    // kOneHead.
     EXPECT_NEAR(ranking->layers[0].importance, ranking->heads[0].importance,
                 1e-6);
     EXPECT_NEAR(ranking->layers[1].importance, 0.0, 1e-6);
@@ -155,7 +104,7 @@ TEST(RankHeadsTest, FindsTheOnlyHeadThatWrites) {
 
 // The reference: every ablation in its own Forward call, cos computed here.
 TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
-  auto encoder = Load(Data("tiny_bert"));
+  auto encoder = Load(DataPath("tiny_bert"));
   ASSERT_NE(encoder, nullptr);
   const std::vector<RankSequence> sequences = GoldenSequences();
   ASSERT_EQ(sequences.size(), 3u);
@@ -231,7 +180,7 @@ TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
 }
 
 TEST(RankHeadsTest, RefusesBadRequests) {
-  auto encoder = Load(Data("tiny_bert"));
+  auto encoder = Load(DataPath("tiny_bert"));
   ASSERT_NE(encoder, nullptr);
   const RankSequence good = {{2, 10, 11, 3}, {}};
   auto refuse = [&](std::vector<RankSequence> seqs, absl::StatusCode code,
@@ -299,7 +248,7 @@ TEST(RankHeadsTest, RefusesBadRequests) {
 // The job API a server uses: validate from ModelInfo alone, run passes one at
 // a time with other batches in between; same numbers as RankHeads.
 TEST(RankHeadsJobTest, PassByPassWithOtherWorkBetween) {
-  auto encoder = Load(Data("tiny_bert"));
+  auto encoder = Load(DataPath("tiny_bert"));
   ASSERT_NE(encoder, nullptr);
   const std::vector<RankSequence> sequences = GoldenSequences();
   RankHeadsLimits limits;

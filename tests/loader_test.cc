@@ -13,7 +13,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,24 +23,16 @@
 #include "model/encoder.h"
 #include "model/weights.h"
 #include "nlohmann/json.hpp"
+#include "tests/golden.h"
 
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::DataPath;
+using ::attnserve::testing::ReadFile;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
-
-std::string Data(const std::string& sub) {
-  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -214,7 +205,7 @@ void PrintTo(const FixtureCase& f, std::ostream* os) { *os << f.dir; }
 class FixtureLoadTest : public ::testing::TestWithParam<FixtureCase> {};
 
 TEST_P(FixtureLoadTest, LoadsWithInfo) {
-  auto encoder = Encoder::Load(Data(GetParam().dir));
+  auto encoder = Encoder::Load(DataPath(GetParam().dir));
   ASSERT_TRUE(encoder.ok()) << encoder.status();
   const ModelInfo& info = (*encoder)->info();
   EXPECT_EQ(info.name, GetParam().dir);
@@ -236,7 +227,7 @@ TEST_P(FixtureLoadTest, LoadsWithInfo) {
 }
 
 TEST_P(FixtureLoadTest, NameIgnoresTrailingSlashes) {
-  auto encoder = Encoder::Load(Data(GetParam().dir) + "//");
+  auto encoder = Encoder::Load(DataPath(GetParam().dir) + "//");
   ASSERT_TRUE(encoder.ok()) << encoder.status();
   EXPECT_EQ((*encoder)->info().name, GetParam().dir);
 }
@@ -617,8 +608,9 @@ TEST_F(LoaderTest, DataOffsetBeginAfterEnd) {
 // The good fixture with bytes cut off its end: the message names the first
 // tensor (in name order, as the header is read) that now ends past the data.
 TEST_F(LoaderTest, FixtureTruncatedInTheData) {
-  const std::string good = ReadAll(Data("tiny_bert") + "/model.safetensors");
-  WriteAll(config_path(), ReadAll(Data("tiny_bert") + "/config.json"));
+  const std::string good =
+      ReadFile(DataPath("tiny_bert") + "/model.safetensors");
+  WriteAll(config_path(), ReadFile(DataPath("tiny_bert") + "/config.json"));
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) {
     header_len = (header_len << 8) | static_cast<uint8_t>(good[i]);
@@ -644,8 +636,9 @@ TEST_F(LoaderTest, FixtureTruncatedInTheData) {
 }
 
 TEST_F(LoaderTest, FixtureTruncatedInTheHeader) {
-  const std::string good = ReadAll(Data("tiny_bert") + "/model.safetensors");
-  WriteAll(config_path(), ReadAll(Data("tiny_bert") + "/config.json"));
+  const std::string good =
+      ReadFile(DataPath("tiny_bert") + "/model.safetensors");
+  WriteAll(config_path(), ReadFile(DataPath("tiny_bert") + "/config.json"));
   WriteAll(weights_path(), good.substr(0, 100));
   EXPECT_THAT(LoadError(),
               AllOf(HasSubstr(weights_path()), HasSubstr("header length")));

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,15 +20,14 @@
 #include "gtest/gtest.h"
 #include "model/demo_model.h"
 #include "nlohmann/json.hpp"
+#include "tests/golden.h"
 
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::DataPath;
+using ::attnserve::testing::ReadFile;
 using ::testing::HasSubstr;
-
-std::string Data(const std::string& sub) {
-  return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
-}
 
 uint32_t Bits(float f) {
   uint32_t u;
@@ -237,13 +235,6 @@ class TempDir {
   std::string path_;
 };
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void WriteAll(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), bytes.size());
@@ -278,7 +269,7 @@ class FixtureTest : public ::testing::TestWithParam<Fixture> {};
 
 TEST_P(FixtureTest, OpensWithEveryTensor) {
   const Fixture& f = GetParam();
-  const std::string path = Data(f.dir) + "/model.safetensors";
+  const std::string path = DataPath(f.dir) + "/model.safetensors";
   auto file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ((*file)->path(), path);
@@ -312,8 +303,8 @@ TEST_P(FixtureTest, OpensWithEveryTensor) {
 // Every view points into the one mapping, at 8 + header length + begin, and
 // ends inside the file; its bytes are the file's bytes there.
 TEST_P(FixtureTest, ViewsLieInsideTheFile) {
-  const std::string path = Data(GetParam().dir) + "/model.safetensors";
-  const std::string bytes = ReadAll(path);
+  const std::string path = DataPath(GetParam().dir) + "/model.safetensors";
+  const std::string bytes = ReadFile(path);
   const uint64_t header_len = HeaderLength(bytes);
   const nlohmann::json header =
       nlohmann::json::parse(bytes.substr(8, header_len));
@@ -351,7 +342,7 @@ TEST(OpenTest, RoundTripsWriteSafetensors) {
       {"empty", {{0, 5}, {}}},
   };
   ASSERT_TRUE(WriteSafetensors(path, tensors).ok());
-  const std::string bytes = ReadAll(path);
+  const std::string bytes = ReadFile(path);
   EXPECT_EQ(HeaderLength(bytes) % 8, 0u) << "header should be 8-byte padded";
   auto file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
@@ -539,7 +530,8 @@ TEST(OpenTest, MalformedHeaderJson) {
 TEST(OpenTest, TruncatedFixtureNamesATensorPastTheEnd) {
   TempDir dir;
   const std::string path = dir.path() + "/m.safetensors";
-  const std::string good = ReadAll(Data("tiny_bert") + "/model.safetensors");
+  const std::string good =
+      ReadFile(DataPath("tiny_bert") + "/model.safetensors");
   for (size_t cut : {size_t{1}, size_t{4}, size_t{1000}, good.size() / 2}) {
     WriteAll(path, good.substr(0, good.size() - cut));
     auto file = SafetensorsFile::Open(path);

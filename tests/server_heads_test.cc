@@ -2,28 +2,18 @@
 // model/head_stats computed here from the maps the server returned, plus a few
 // by hand), omit_maps, query rows, rollout, head_mask against the PyTorch
 // goldens (golden_head_mask.json), and RankHeads on a checkpoint built so one
-// head matters (as tests/head_ranking_test.cc builds it), its chunked passes
+// head matters (WriteOneHeadModel, tests/model_testing.h), its chunked passes
 // through the batcher, its limits, deadline and shutdown.
-#include <stdlib.h>
-
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
-#include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/demo_model.h"
 #include "model/head_ranking.h"
 #include "model/head_stats.h"
-#include "model/weights.h"
-#include "nlohmann/json.hpp"
 #include "tests/server_testing.h"
 
 namespace attnserve {
@@ -31,16 +21,9 @@ namespace {
 
 using namespace ::attnserve::testing;  // NOLINT: the server test helpers
 using ::testing::HasSubstr;
-namespace fs = std::filesystem;
 
 // Statistics go through float on the wire.
 constexpr double kStatsTolerance = 1e-6;
-
-std::string MakeTempDir(const std::string& prefix) {
-  std::string dir = ::testing::TempDir() + prefix + ".XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return dir;
-}
 
 ServerOptions HeadsOptions() {
   ServerOptions options = TestOptions();
@@ -55,67 +38,10 @@ std::vector<float> LayerBlock(const std::vector<float>& maps, int64_t l,
   return {maps.begin() + l * n, maps.begin() + (l + 1) * n};
 }
 
-// One head_mask.json case (layout in tools/gen_golden.py's docstring).
-struct MaskCase {
-  std::string name;
-  std::vector<uint8_t> head_mask;  // (L, heads), 1 = switched off
-  std::vector<GoldenSequence> sequences;
-};
-
-std::vector<MaskCase> ReadMaskGolden(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str());
-  std::vector<MaskCase> out;
-  for (const auto& c : j.at("cases")) {
-    MaskCase m;
-    m.name = c.at("name").get<std::string>();
-    m.head_mask = c.at("head_mask").at("data").get<std::vector<uint8_t>>();
-    for (const auto& s : c.at("sequences")) {
-      GoldenSequence g;
-      g.name = s.at("name").get<std::string>();
-      g.token_ids = s.at("token_ids").get<std::vector<int32_t>>();
-      g.token_type_ids = s.at("token_type_ids").get<std::vector<int32_t>>();
-      g.hidden = s.at("last_hidden_state").at("data").get<std::vector<float>>();
-      g.attention = s.at("attentions").at("data").get<std::vector<float>>();
-      g.pooler = s.at("pooler_output").at("data").get<std::vector<float>>();
-      g.mean_pooled = s.at("mean_pooled").at("data").get<std::vector<float>>();
-      m.sequences.push_back(std::move(g));
-    }
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
-class ServerHeadsTest : public ::testing::Test {
+class ServerHeadsTest : public SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    golden_ = new std::vector<GoldenSequence>(
-        ReadGolden(std::string(kModelDir) + "/golden.json"));
-    server_ = StartServer(HeadsOptions()).release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete golden_;
-    server_ = nullptr;
-    golden_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    stub_ = v1::Encoder::NewStub(NewChannel(server_->port()));
-  }
-  const GoldenSequence& Golden(const std::string& name) {
-    return FindGolden(*golden_, name);
-  }
-
-  static Server* server_;
-  static std::vector<GoldenSequence>* golden_;
-  std::unique_ptr<v1::Encoder::Stub> stub_;
+  static void SetUpTestSuite() { StartSuite(HeadsOptions()); }
 };
-
-Server* ServerHeadsTest::server_ = nullptr;
-std::vector<GoldenSequence>* ServerHeadsTest::golden_ = nullptr;
 
 TEST_F(ServerHeadsTest, StatsMatchHeadStatsOfTheReturnedMaps) {
   const std::vector<int> layers = {1, 0}, heads = {3, 1, 2};
@@ -353,10 +279,10 @@ TEST_F(ServerHeadsTest, RolloutIsAttentionRolloutOfAllLayersAndHeads) {
 }
 
 TEST_F(ServerHeadsTest, HeadMaskMatchesHuggingFaceGoldens) {
-  const std::vector<MaskCase> cases =
-      ReadMaskGolden(std::string(kModelDir) + "/golden_head_mask.json");
+  const std::vector<HeadMaskCase> cases =
+      ReadHeadMaskGolden(std::string(kModelDir) + "/golden_head_mask.json");
   ASSERT_EQ(cases.size(), 3u);
-  for (const MaskCase& c : cases) {
+  for (const HeadMaskCase& c : cases) {
     SCOPED_TRACE(c.name);
     v1::EncodeRequest request;
     for (const GoldenSequence& g : c.sequences) AddSequence(g, &request);
@@ -399,15 +325,11 @@ TEST_F(ServerHeadsTest, HeadMaskMatchesHuggingFaceGoldens) {
 }
 
 TEST(ServerHeadsNoVocabTest, StatsWithoutVocabHaveNoSepWeight) {
-  const std::string dir = MakeTempDir("tiny_bert_no_vocab");
-  for (const char* file : {"config.json", "model.safetensors"}) {
-    fs::copy_file(fs::path(kModelDir) / file, fs::path(dir) / file);
-  }
+  const std::string dir = CopyTinyBert("tiny_bert_no_vocab", false);
   std::unique_ptr<Server> server = StartServer(TestOptions(), dir);
   ASSERT_NE(server, nullptr);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
-  const std::vector<GoldenSequence> golden =
-      ReadGolden(std::string(kModelDir) + "/golden.json");
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   v1::EncodeRequest request;
   AddSequence(FindGolden(golden, "pair9"), &request);  // holds id 3 twice
   request.mutable_attention()->set_stats(true);
@@ -420,51 +342,6 @@ TEST(ServerHeadsNoVocabTest, StatsWithoutVocabHaveNoSepWeight) {
     EXPECT_EQ(h.sep_weight(), 0.f);  // no vocab, no known [SEP]
     EXPECT_GT(h.cls_weight(), 0.f);
   }
-}
-
-// 2 layers × 4 heads, hidden 32. Every head's columns of the attention output
-// projection are zero except head kHead of layer kLayer, whose columns are
-// large: masking any other head (or layer 0) changes nothing downstream.
-constexpr int kOneLayer = 1, kOneHead = 2;
-
-std::string WriteOneHeadModel() {
-  ModelConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = 32;
-  const int64_t h = c.hidden_size, d = c.head_size();
-  std::mt19937 rng(7);
-  std::normal_distribution<float> weight(0.f, 0.2f), large(0.f, 1.f);
-  std::map<std::string, HostTensor> tensors;
-  for (const NamedShape& ns : WeightTable(c, /*with_pooler=*/true)) {
-    HostTensor t{ns.shape, {}};
-    int64_t n = 1;
-    for (int64_t dim : ns.shape) n *= dim;
-    const bool gamma = ns.name.find("LayerNorm.weight") != std::string::npos;
-    t.values.resize(n);
-    for (float& v : t.values) v = gamma ? 1.f : weight(rng);
-    tensors.emplace(ns.name, std::move(t));
-  }
-  for (int l = 0; l < c.num_layers; ++l) {
-    // (H, H) rows = output features, columns = concatenated heads' features.
-    std::vector<float>& w = tensors
-                                .at("encoder.layer." + std::to_string(l) +
-                                    ".attention.output.dense.weight")
-                                .values;
-    for (int64_t row = 0; row < h; ++row) {
-      for (int64_t col = 0; col < h; ++col) {
-        const bool kept = l == kOneLayer && col / d == kOneHead;
-        w[row * h + col] = kept ? large(rng) : 0.f;
-      }
-    }
-  }
-  const std::string dir = MakeTempDir("one_head_model");
-  EXPECT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
-  std::ofstream(dir + "/config.json") << ConfigJson(c);
-  return dir;
 }
 
 v1::RankHeadsRequest OneHeadRequest() {
@@ -633,17 +510,7 @@ TEST(ServerRankHeadsTest, ShutdownAnswersARankingInFlight) {
   });
   const bool queued = WaitForQueued(server->batcher(), 1);
   std::thread stopper([&] { server->Shutdown(absl::Seconds(20)); });
-  bool refusing = false;
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (!refusing && absl::Now() < give_up) {
-    auto probe = v1::Encoder::NewStub(NewChannel(port));
-    grpc::ClientContext context;
-    SetDeadline(&context, 2);
-    v1::ModelInfo info;
-    refusing =
-        !probe->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok();
-    if (!refusing) absl::SleepFor(absl::Milliseconds(10));
-  }
+  const bool refusing = WaitUntilRefusing(port);
   server->batcher().Resume();
   client.join();
   stopper.join();

@@ -33,37 +33,14 @@ namespace {
 using namespace ::attnserve::testing;  // NOLINT: the server test helpers
 using ::testing::HasSubstr;
 
-class ServerTest : public ::testing::Test {
+// The shared tiny_bert server; every test sees all six goldens.
+class ServerTest : public SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    golden_ = new std::vector<GoldenSequence>(
-        ReadGolden(std::string(kModelDir) + "/golden.json"));
-    server_ = StartServer(TestOptions()).release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-    delete golden_;
-    golden_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(SharedServerTest::SetUp());
     ASSERT_EQ(golden_->size(), 6u);
-    stub_ = v1::Encoder::NewStub(NewChannel(server_->port()));
   }
-
-  const GoldenSequence& Golden(const std::string& name) {
-    return FindGolden(*golden_, name);
-  }
-
-  static Server* server_;
-  static std::vector<GoldenSequence>* golden_;
-  std::unique_ptr<v1::Encoder::Stub> stub_;
 };
-
-Server* ServerTest::server_ = nullptr;
-std::vector<GoldenSequence>* ServerTest::golden_ = nullptr;
 
 TEST_F(ServerTest, MixedLengthsInOneRequestMatchGolden) {
   v1::EncodeRequest request;
@@ -251,11 +228,9 @@ TEST_F(ServerTest, HeadMaskChangesLaterLayersOnly) {
 }
 
 TEST_F(ServerTest, GetModelInfoDescribesTheModel) {
-  grpc::ClientContext context;
-  SetDeadline(&context);
   v1::ModelInfo info;
   grpc::Status status =
-      stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info);
+      CallGetModelInfo(*stub_, v1::GetModelInfoRequest(), &info);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(info.name(), "tiny_bert");
   EXPECT_EQ(info.num_layers(), kLayers);
@@ -269,40 +244,31 @@ TEST_F(ServerTest, GetModelInfoDescribesTheModel) {
   EXPECT_EQ(info.precision(), "fp32");
   EXPECT_TRUE(info.has_pooler());
 
-  grpc::ClientContext named;
-  SetDeadline(&named);
   v1::GetModelInfoRequest by_name;
   by_name.set_model("tiny_bert");
-  EXPECT_TRUE(stub_->GetModelInfo(&named, by_name, &info).ok());
+  EXPECT_TRUE(CallGetModelInfo(*stub_, by_name, &info).ok());
 
-  grpc::ClientContext unknown;
-  SetDeadline(&unknown);
   v1::GetModelInfoRequest bad;
   bad.set_model("bert-large");
-  status = stub_->GetModelInfo(&unknown, bad, &info);
+  status = CallGetModelInfo(*stub_, bad, &info);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("bert-large"));
   EXPECT_THAT(status.error_message(), HasSubstr("tiny_bert"));
 }
 
-// grpc.health.v1.Health/Check through a generic stub, so the test needs no
-// health proto: HealthCheckRequest{service} → HealthCheckResponse{status}.
-grpc::Status HealthCheck(int port, const std::string& service,
-                         std::string* response_bytes) {
+// A unary call of `method` with raw request bytes through a generic stub, so
+// the test needs no proto for it; the response's bytes when the call succeeds.
+grpc::Status RawUnaryCall(int port, const std::string& method,
+                          const std::string& request_bytes,
+                          std::string* response_bytes) {
   grpc::GenericStub stub(NewChannel(port));
-  std::string request_bytes;
-  if (!service.empty()) {
-    request_bytes =
-        std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
-  }
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   grpc::ClientContext context;
   SetDeadline(&context, 10);
   std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &request, &response,
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
                  [&done](grpc::Status s) { done.set_value(s); });
   grpc::Status status = done.get_future().get();
   if (status.ok()) {
@@ -314,21 +280,26 @@ grpc::Status HealthCheck(int port, const std::string& service,
   return status;
 }
 
+// grpc.health.v1.Health/Check: HealthCheckRequest{service} →
+// HealthCheckResponse{status}.
+grpc::Status HealthCheck(int port, const std::string& service,
+                         std::string* response_bytes) {
+  std::string request_bytes;
+  if (!service.empty()) {
+    request_bytes =
+        std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  }
+  return RawUnaryCall(port, "/grpc.health.v1.Health/Check", request_bytes,
+                      response_bytes);
+}
+
 // Bytes protobuf cannot parse: INVALID_ARGUMENT saying so (gRPC's typed
 // handlers would answer UNIMPLEMENTED with no message).
 TEST_F(ServerTest, UnparsableRequestIsInvalidArgument) {
-  grpc::GenericStub stub(NewChannel(server_->port()));
-  const std::string garbage("\x12\xff\xff", 3);
-  grpc::Slice slice(garbage);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext context;
-  SetDeadline(&context, 10);
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/attnserve.v1.Encoder/Encode", grpc::StubOptions(),
-                 &request, &response,
-                 [&done](grpc::Status s) { done.set_value(s); });
-  grpc::Status status = done.get_future().get();
+  std::string response;
+  grpc::Status status =
+      RawUnaryCall(server_->port(), "/attnserve.v1.Encoder/Encode",
+                   std::string("\x12\xff\xff", 3), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               HasSubstr("not a valid attnserve.v1.EncodeRequest"));
@@ -509,8 +480,7 @@ TEST_F(ServerTest, EveryBadInputIsRefusedWithItsCodeAndAClearMessage) {
 }
 
 TEST(ServerBatchingTest, ConcurrentRequestsAreMergedIntoOnePass) {
-  const std::vector<GoldenSequence> golden =
-      ReadGolden(std::string(kModelDir) + "/golden.json");
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   std::unique_ptr<Server> server = StartServer(TestOptions());
   ASSERT_NE(server, nullptr);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
@@ -551,8 +521,7 @@ TEST(ServerBatchingTest, ConcurrentRequestsAreMergedIntoOnePass) {
 }
 
 TEST(ServerBatchingTest, RequestsPastTheirDeadlineAreDroppedNotRun) {
-  const std::vector<GoldenSequence> golden =
-      ReadGolden(std::string(kModelDir) + "/golden.json");
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   std::unique_ptr<Server> server = StartServer(TestOptions());
   ASSERT_NE(server, nullptr);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
@@ -583,8 +552,7 @@ TEST(ServerBatchingTest, RequestsPastTheirDeadlineAreDroppedNotRun) {
 }
 
 TEST(ServerShutdownTest, RequestsInFlightWhenShutdownStartsAreAnswered) {
-  const std::vector<GoldenSequence> golden =
-      ReadGolden(std::string(kModelDir) + "/golden.json");
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   std::unique_ptr<Server> server = StartServer(TestOptions());
   ASSERT_NE(server, nullptr);
   const int port = server->port();
@@ -608,17 +576,7 @@ TEST(ServerShutdownTest, RequestsInFlightWhenShutdownStartsAreAnswered) {
   // Shutdown blocks until the calls in flight finish; run it aside, wait
   // until the server refuses new calls, and only then let the batcher go.
   std::thread stopper([&] { server->Shutdown(absl::Seconds(20)); });
-  bool refusing = false;
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (!refusing && absl::Now() < give_up) {
-    auto probe = v1::Encoder::NewStub(NewChannel(port));
-    grpc::ClientContext context;
-    SetDeadline(&context, 2);
-    v1::ModelInfo info;
-    refusing =
-        !probe->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok();
-    if (!refusing) absl::SleepFor(absl::Milliseconds(10));
-  }
+  const bool refusing = WaitUntilRefusing(port);
   server->batcher().Resume();
   for (std::thread& t : clients) t.join();
   stopper.join();

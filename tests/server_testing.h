@@ -1,12 +1,14 @@
 // Helpers shared by the gRPC server tests (tests/server_*_test.cc): an
-// in-process Server on 127.0.0.1 (port 0) over a test checkpoint, a client
-// channel, deadlines, tensor decoding. Header-only.
+// in-process Server on 127.0.0.1 (port 0) over a test checkpoint, a fixture
+// sharing one such server across a suite, a client channel, deadlines, tensor
+// decoding. Header-only.
 #ifndef ATTNSERVE_TESTS_SERVER_TESTING_H_
 #define ATTNSERVE_TESTS_SERVER_TESTING_H_
 
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "proto/attnserve.grpc.pb.h"
 #include "server/server.h"
 #include "tests/golden.h"
+#include "tests/model_testing.h"
 
 namespace attnserve::testing {
 
@@ -42,8 +45,6 @@ inline bool WaitForQueued(Batcher& batcher, int n) {
 // positions, [SEP] = 3.
 constexpr int kLayers = 2, kHeads = 4, kHidden = 32, kVocab = 99,
               kMaxPositions = 40;
-constexpr double kHiddenTolerance = 1e-4;
-constexpr double kAttentionTolerance = 1e-5;
 
 // Small limits so every limit can be hit with tiny inputs. The six goldens
 // (1+5+12+23+40+9 = 90 tokens) fit in one request with all their attention
@@ -57,6 +58,11 @@ inline ServerOptions TestOptions() {
   options.default_deadline = absl::Seconds(30);
   options.shutdown_grace = absl::Seconds(20);
   return options;
+}
+
+// tiny_bert's goldens (golden.json).
+inline std::vector<GoldenSequence> ReadTinyBertGolden() {
+  return ReadGolden(std::string(kModelDir) + "/golden.json");
 }
 
 // The model in `dir` with its tokenizer (when the directory has one).
@@ -76,6 +82,17 @@ inline std::unique_ptr<Server> StartServer(const ServerOptions& options,
     return nullptr;
   }
   return *std::move(server);
+}
+
+// A copy of tiny_bert's config and weights, with or without its vocab.
+inline std::string CopyTinyBert(const std::string& prefix, bool with_vocab) {
+  namespace fs = std::filesystem;
+  const std::string dir = MakeTempDir(prefix);
+  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"}) {
+    if (!with_vocab && std::string(file) == "vocab.txt") continue;
+    fs::copy_file(fs::path(kModelDir) / file, fs::path(dir) / file);
+  }
+  return dir;
 }
 
 inline std::shared_ptr<grpc::Channel> NewChannel(int port) {
@@ -113,6 +130,29 @@ inline grpc::Status CallRankHeads(v1::Encoder::Stub& stub,
   grpc::ClientContext context;
   SetDeadline(&context, seconds);
   return stub.RankHeads(&context, request, response);
+}
+
+inline grpc::Status CallGetModelInfo(v1::Encoder::Stub& stub,
+                                     const v1::GetModelInfoRequest& request,
+                                     v1::ModelInfo* info, int seconds = 30) {
+  grpc::ClientContext context;
+  SetDeadline(&context, seconds);
+  return stub.GetModelInfo(&context, request, info);
+}
+
+// Waits (bounded) until the server on `port`, shutting down, refuses new
+// calls. False if it still answers after 20 s.
+inline bool WaitUntilRefusing(int port) {
+  bool refusing = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (!refusing && absl::Now() < give_up) {
+    auto probe = v1::Encoder::NewStub(NewChannel(port));
+    v1::ModelInfo info;
+    refusing =
+        !CallGetModelInfo(*probe, v1::GetModelInfoRequest(), &info, 2).ok();
+    if (!refusing) absl::SleepFor(absl::Milliseconds(10));
+  }
+  return refusing;
 }
 
 template <typename Request>
@@ -168,14 +208,35 @@ inline std::vector<float> GoldenAttention(const GoldenSequence& g,
   return out;
 }
 
-inline const GoldenSequence& FindGolden(const std::vector<GoldenSequence>& all,
-                                        const std::string& name) {
-  for (const GoldenSequence& g : all) {
-    if (g.name == name) return g;
+// One Server on tiny_bert (TestOptions() unless a derived fixture's
+// SetUpTestSuite calls StartSuite with others) and its goldens, shared by every
+// test of a suite; a fresh stub per test. The statics belong to the suite that
+// is running: gtest runs a binary's suites one after another.
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { StartSuite(TestOptions()); }
+  static void StartSuite(const ServerOptions& options) {
+    golden_ = new std::vector<GoldenSequence>(ReadTinyBertGolden());
+    server_ = StartServer(options).release();
   }
-  ADD_FAILURE() << "no golden sequence " << name;
-  return all.front();
-}
+  static void TearDownTestSuite() {
+    delete server_;
+    delete golden_;
+    server_ = nullptr;
+    golden_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    stub_ = v1::Encoder::NewStub(NewChannel(server_->port()));
+  }
+  const GoldenSequence& Golden(const std::string& name) {
+    return FindGolden(*golden_, name);
+  }
+
+  static inline Server* server_ = nullptr;
+  static inline std::vector<GoldenSequence>* golden_ = nullptr;
+  std::unique_ptr<v1::Encoder::Stub> stub_;
+};
 
 }  // namespace attnserve::testing
 

@@ -7,8 +7,6 @@
 // The tokenizer itself is tested against independent vectors in
 // tokenizer_test.cc; here the server must give exactly what
 // Tokenizer::Encode gives, and run exactly what those ids would run.
-#include <stdlib.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -30,22 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace fs = std::filesystem;
 
-std::string MakeTempDir(const std::string& prefix) {
-  std::string dir = ::testing::TempDir() + prefix + ".XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return dir;
-}
-
-// A copy of tiny_bert's config and weights, with or without its vocab.
-std::string CopyTinyBert(const std::string& prefix, bool with_vocab) {
-  const std::string dir = MakeTempDir(prefix);
-  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"}) {
-    if (!with_vocab && std::string(file) == "vocab.txt") continue;
-    fs::copy_file(fs::path(kModelDir) / file, fs::path(dir) / file);
-  }
-  return dir;
-}
-
 std::vector<int32_t> Ints(const google::protobuf::RepeatedField<int32_t>& r) {
   return {r.begin(), r.end()};
 }
@@ -60,28 +42,24 @@ double Norm(const std::vector<float>& v) {
   return std::sqrt(n);
 }
 
-class ServerTextTest : public ::testing::Test {
+// The shared tiny_bert server, and tiny_bert's tokenizer for the expected
+// encodings.
+class ServerTextTest : public SharedServerTest {
  protected:
   static void SetUpTestSuite() {
-    golden_ = new std::vector<GoldenSequence>(
-        ReadGolden(std::string(kModelDir) + "/golden.json"));
-    server_ = StartServer(TestOptions()).release();
+    SharedServerTest::SetUpTestSuite();
     auto tokenizer = Tokenizer::Load(kModelDir);
     tokenizer_ = tokenizer.ok() ? tokenizer->release() : nullptr;
   }
   static void TearDownTestSuite() {
-    delete server_;
-    delete golden_;
+    SharedServerTest::TearDownTestSuite();
     delete tokenizer_;
-    server_ = nullptr;
-    golden_ = nullptr;
     tokenizer_ = nullptr;
   }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(SharedServerTest::SetUp());
     ASSERT_NE(tokenizer_, nullptr);
     ASSERT_NE(server_->tokenizer(), nullptr);
-    stub_ = v1::Encoder::NewStub(NewChannel(server_->port()));
   }
   Encoding Expected(const std::string& text, const std::string& pair = "",
                     bool truncate = false) {
@@ -90,15 +68,8 @@ class ServerTextTest : public ::testing::Test {
     return e.ok() ? *e : Encoding{};
   }
 
-  static Server* server_;
-  static std::vector<GoldenSequence>* golden_;
-  static Tokenizer* tokenizer_;
-  std::unique_ptr<v1::Encoder::Stub> stub_;
+  static inline Tokenizer* tokenizer_ = nullptr;
 };
-
-Server* ServerTextTest::server_ = nullptr;
-std::vector<GoldenSequence>* ServerTextTest::golden_ = nullptr;
-Tokenizer* ServerTextTest::tokenizer_ = nullptr;
 
 TEST_F(ServerTextTest, TextInGivesTokensIdsEmbeddingAndLabelledAttention) {
   const std::string text = "The cat sat on the mat, didn't it?";
@@ -385,11 +356,8 @@ TEST_F(ServerTextTest, BadTextIsRefusedWithFieldAndReason) {
 }
 
 TEST_F(ServerTextTest, ModelInfoSaysTokenizerAndDefaultPooling) {
-  grpc::ClientContext context;
-  SetDeadline(&context);
   v1::ModelInfo info;
-  ASSERT_TRUE(
-      stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  ASSERT_TRUE(CallGetModelInfo(*stub_, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_TRUE(info.has_tokenizer());
   EXPECT_EQ(info.default_pooling(), v1::POOLING_CLS);
 }
@@ -402,11 +370,8 @@ TEST(ServerNoVocabTest, TextIsFailedPreconditionAndIdsStillWork) {
   EXPECT_EQ(server->tokenizer_status().code(), absl::StatusCode::kNotFound);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
 
-  grpc::ClientContext context;
-  SetDeadline(&context);
   v1::ModelInfo info;
-  ASSERT_TRUE(
-      stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  ASSERT_TRUE(CallGetModelInfo(*stub, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_FALSE(info.has_tokenizer());
 
   v1::EncodeRequest request;
@@ -453,15 +418,11 @@ TEST(ServerDefaultPoolingTest, SentenceTransformersMeanIsTheDefault) {
   std::unique_ptr<Server> server = StartServer(TestOptions(), dir);
   ASSERT_NE(server, nullptr);
   auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
-  grpc::ClientContext context;
-  SetDeadline(&context);
   v1::ModelInfo info;
-  ASSERT_TRUE(
-      stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  ASSERT_TRUE(CallGetModelInfo(*stub, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(info.default_pooling(), v1::POOLING_MEAN);
 
-  const std::vector<GoldenSequence> golden =
-      ReadGolden(std::string(kModelDir) + "/golden.json");
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   const GoldenSequence& g = FindGolden(golden, "len12");
   v1::EncodeRequest request;
   AddSequence(g, &request);  // pooling UNSPECIFIED
