@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
+#include "client/format.h"
 
 namespace attnserve::client {
 namespace {
@@ -25,31 +26,10 @@ std::string HtmlEscape(absl::string_view s) {
 
 // A JSON string that is also safe inside <script>: '<', '>' and '&' are
 // written as \u escapes, so no "</script>" or "<!--" can end the block.
+// (JsonString never emits those three characters itself.)
 std::string JsonScriptString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '<':
-      case '>':
-      case '&':
-        absl::StrAppendFormat(&out, "\\u%04x", u);
-        break;
-      default:
-        if (u < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", u);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  return absl::StrReplaceAll(
+      JsonString(s), {{"<", "\\u003c"}, {">", "\\u003e"}, {"&", "\\u0026"}});
 }
 
 // Statistics: six significant digits; null when not finite (JSON has no NaN).
