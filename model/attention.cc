@@ -10,7 +10,7 @@ using dt = dnnl::memory::data_type;
 
 struct Attention::Kernel {
   memory::desc q, kt, v, scores, out;
-  dnnl::matmul score_mm;    // (n·heads, t, d) × (n·heads, d, t)
+  dnnl::matmul score_mm;  // (n·heads, t, d) × (n·heads, d, t)
   dnnl::softmax_forward softmax;
   dnnl::matmul context_mm;  // (n·heads, t, t) × (n·heads, t, d)
 };
@@ -27,8 +27,7 @@ absl::Status Attention::Create(int64_t n, int64_t t, Kernel* k) {
     k->q = memory::desc({n, h, t, d}, dt::f32, {t * 3 * hd, d, 3 * hd, 1});
     k->kt = memory::desc({n, h, d, t}, dt::f32, {t * 3 * hd, d, 1, 3 * hd});
     k->v = memory::desc({n, h, t, d}, dt::f32, {t * 3 * hd, d, 3 * hd, 1});
-    k->scores = memory::desc({n, h, t, t}, dt::f32,
-                             memory::format_tag::abcd);
+    k->scores = memory::desc({n, h, t, t}, dt::f32, memory::format_tag::abcd);
     // Heads merged back into (n, t, heads·d) by destination strides.
     k->out = memory::desc({n, h, t, d}, dt::f32, {t * hd, d, hd, 1});
 
@@ -66,14 +65,14 @@ absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
     memory v(k.v, ctx_->engine, base + 2 * hd);
     memory scores(k.scores, ctx_->engine, probs);
     memory o(k.out, ctx_->engine, out);
-    k.score_mm.execute(ctx_->stream, {{DNNL_ARG_SRC, q},
-                                      {DNNL_ARG_WEIGHTS, kt},
-                                      {DNNL_ARG_DST, scores}});
+    k.score_mm.execute(
+        ctx_->stream,
+        {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, scores}});
     k.softmax.execute(ctx_->stream,
                       {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, scores}});
-    k.context_mm.execute(ctx_->stream, {{DNNL_ARG_SRC, scores},
-                                        {DNNL_ARG_WEIGHTS, v},
-                                        {DNNL_ARG_DST, o}});
+    k.context_mm.execute(
+        ctx_->stream,
+        {{DNNL_ARG_SRC, scores}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
   });
 }
 

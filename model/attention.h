@@ -9,10 +9,10 @@
 #ifndef ATTNSERVE_MODEL_ATTENTION_H_
 #define ATTNSERVE_MODEL_ATTENTION_H_
 
+#include <map>
 #include <memory>
 #include <utility>
 
-#include <map>
 #include "absl/status/status.h"
 #include "model/dnnl_context.h"
 
@@ -36,8 +36,7 @@ class Attention {
 
   DnnlContext* ctx_;
   int heads_, head_size_;
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Kernel>>
-      kernels_;
+  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Kernel>> kernels_;
 };
 
 // The naive twin, used by tests: the same contract as Attention::Run, in

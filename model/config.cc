@@ -24,9 +24,9 @@ absl::Status GetInt(const Json& j, const std::string& file, const char* key,
   }
   if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
       it->get<int64_t>() > (int64_t{1} << 30)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: key \"%s\" must be a non-negative integer, got %s", file, key,
-        it->dump()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: key \"%s\" must be a non-negative integer, got %s",
+                        file, key, it->dump()));
   }
   *out = it->get<int>();
   return absl::OkStatus();
@@ -79,7 +79,8 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
         c.hidden_act));
   }
   if (auto it = j.find("position_embedding_type");
-      it != j.end() && it->is_string() && it->get<std::string>() != "absolute") {
+      it != j.end() && it->is_string() &&
+      it->get<std::string>() != "absolute") {
     return absl::UnimplementedError(absl::StrFormat(
         "%s: position_embedding_type \"%s\" is not supported (only "
         "\"absolute\")",
@@ -89,14 +90,14 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
     const char* key;
     int value;
   };
-  for (const Positive& p : {Positive{"vocab_size", c.vocab_size},
-                            Positive{"hidden_size", c.hidden_size},
-                            Positive{"num_hidden_layers", c.num_layers},
-                            Positive{"num_attention_heads", c.num_heads},
-                            Positive{"intermediate_size", c.intermediate_size},
-                            Positive{"max_position_embeddings",
-                                     c.max_position_embeddings},
-                            Positive{"type_vocab_size", c.type_vocab_size}}) {
+  for (const Positive& p :
+       {Positive{"vocab_size", c.vocab_size},
+        Positive{"hidden_size", c.hidden_size},
+        Positive{"num_hidden_layers", c.num_layers},
+        Positive{"num_attention_heads", c.num_heads},
+        Positive{"intermediate_size", c.intermediate_size},
+        Positive{"max_position_embeddings", c.max_position_embeddings},
+        Positive{"type_vocab_size", c.type_vocab_size}}) {
     if (p.value <= 0) {
       return absl::InvalidArgumentError(
           absl::StrFormat("%s: key \"%s\" must be positive", file, p.key));

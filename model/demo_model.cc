@@ -17,27 +17,34 @@ namespace {
 
 // Enough everyday English for the README's examples to tokenize into words.
 constexpr const char* kWords[] = {
-    "the", "a", "an", "and", "or", "but", "because", "so", "if", "of", "to",
-    "in", "on", "at", "by", "for", "with", "from", "into", "over", "under",
-    "it", "he", "she", "they", "we", "you", "i", "me", "him", "her", "them",
-    "his", "its", "their", "our", "my", "your", "this", "that", "these",
-    "those", "is", "was", "are", "were", "be", "been", "being", "has", "have",
-    "had", "do", "does", "did", "not", "n", "t", "s", "didn", "doesn", "can",
-    "could", "will", "would", "should", "may", "might", "must", "too", "very",
-    "animal", "street", "road", "cross", "crossed", "tired", "wide", "dog",
-    "cat", "bird", "man", "woman", "child", "people", "house", "car", "tree",
-    "river", "bank", "money", "water", "time", "day", "night", "year", "city",
-    "world", "sat", "sit", "mat", "ran", "run", "walk", "walked", "saw",
-    "see", "said", "say", "went", "go", "came", "come", "make", "made",
-    "take", "took", "give", "gave", "know", "knew", "think", "thought",
-    "good", "bad", "big", "small", "old", "new", "long", "short", "happy",
-    "sad", "fast", "slow", "red", "blue", "green", "black", "white", "hello",
-    "world", "attention", "head", "heads", "model", "language", "word",
-    "words", "sentence", "text", "token", "tokens", "really", "better",
-    "than", "one", "two", "three", "sixteen", "many", "all", "some", "every",
-    "who", "what", "where", "when", "why", "how", "which", "there", "here",
-    "then", "now", "again", "still", "just", "only", "also", "no", "yes",
-    "up", "down", "out", "off", "about", "after", "before", "while", "until",
+    "the",    "a",      "an",        "and",     "or",    "but",     "because",
+    "so",     "if",     "of",        "to",      "in",    "on",      "at",
+    "by",     "for",    "with",      "from",    "into",  "over",    "under",
+    "it",     "he",     "she",       "they",    "we",    "you",     "i",
+    "me",     "him",    "her",       "them",    "his",   "its",     "their",
+    "our",    "my",     "your",      "this",    "that",  "these",   "those",
+    "is",     "was",    "are",       "were",    "be",    "been",    "being",
+    "has",    "have",   "had",       "do",      "does",  "did",     "not",
+    "n",      "t",      "s",         "didn",    "doesn", "can",     "could",
+    "will",   "would",  "should",    "may",     "might", "must",    "too",
+    "very",   "animal", "street",    "road",    "cross", "crossed", "tired",
+    "wide",   "dog",    "cat",       "bird",    "man",   "woman",   "child",
+    "people", "house",  "car",       "tree",    "river", "bank",    "money",
+    "water",  "time",   "day",       "night",   "year",  "city",    "world",
+    "sat",    "sit",    "mat",       "ran",     "run",   "walk",    "walked",
+    "saw",    "see",    "said",      "say",     "went",  "go",      "came",
+    "come",   "make",   "made",      "take",    "took",  "give",    "gave",
+    "know",   "knew",   "think",     "thought", "good",  "bad",     "big",
+    "small",  "old",    "new",       "long",    "short", "happy",   "sad",
+    "fast",   "slow",   "red",       "blue",    "green", "black",   "white",
+    "hello",  "world",  "attention", "head",    "heads", "model",   "language",
+    "word",   "words",  "sentence",  "text",    "token", "tokens",  "really",
+    "better", "than",   "one",       "two",     "three", "sixteen", "many",
+    "all",    "some",   "every",     "who",     "what",  "where",   "when",
+    "why",    "how",    "which",     "there",   "here",  "then",    "now",
+    "again",  "still",  "just",      "only",    "also",  "no",      "yes",
+    "up",     "down",   "out",       "off",     "about", "after",   "before",
+    "while",  "until",
 };
 constexpr const char* kSpecial[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]",
                                     "[MASK]"};
@@ -111,7 +118,8 @@ absl::Status WriteSafetensors(
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');
   std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = char((uint64_t{json.size()} >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[i] = char((uint64_t{json.size()} >> (8 * i)) & 0xff);
   out += json;
   for (const auto& [name, t] : tensors) {
     out.append(reinterpret_cast<const char*>(t.values.data()),

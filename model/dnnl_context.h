@@ -27,9 +27,9 @@ absl::Status CatchDnnl(const char* what, Fn&& fn) {
   return absl::OkStatus();
 }
 
-inline dnnl::memory::desc Desc2D(int64_t rows, int64_t cols,
-                                 dnnl::memory::data_type dt =
-                                     dnnl::memory::data_type::f32) {
+inline dnnl::memory::desc Desc2D(
+    int64_t rows, int64_t cols,
+    dnnl::memory::data_type dt = dnnl::memory::data_type::f32) {
   return dnnl::memory::desc({rows, cols}, dt, dnnl::memory::format_tag::ab);
 }
 

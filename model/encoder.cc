@@ -22,9 +22,12 @@ namespace attnserve {
 
 const char* PrecisionName(Precision p) {
   switch (p) {
-    case Precision::kFloat32: return "fp32";
-    case Precision::kBFloat16: return "bf16";
-    case Precision::kInt8: return "int8";
+    case Precision::kFloat32:
+      return "fp32";
+    case Precision::kBFloat16:
+      return "bf16";
+    case Precision::kInt8:
+      return "int8";
   }
   return "?";
 }
@@ -34,8 +37,8 @@ absl::StatusOr<Precision> ParsePrecision(const std::string& name) {
        {Precision::kFloat32, Precision::kBFloat16, Precision::kInt8}) {
     if (name == PrecisionName(p)) return p;
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "precision \"%s\" is not one of fp32, bf16, int8", name));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("precision \"%s\" is not one of fp32, bf16, int8", name));
 }
 
 namespace {
@@ -62,16 +65,17 @@ void Grow(std::vector<float>* v, size_t n) {
 struct Encoder::Impl {
   DnnlContext ctx;
   ModelConfig config;
-  BertWeights weights;  // embeddings and pooler stay host-side; layers moved out
+  BertWeights
+      weights;  // embeddings and pooler stay host-side; layers moved out
   std::vector<PackedLayer> layers;
   std::unique_ptr<LayerNorm> layer_norm;
   std::unique_ptr<Attention> attention;
 
-  std::vector<float> x;      // (rows, H) hidden states of the packed tokens
-  std::vector<float> qkv;    // (rows, 3H) fused projections
+  std::vector<float> x;        // (rows, H) hidden states of the packed tokens
+  std::vector<float> qkv;      // (rows, 3H) fused projections
   std::vector<float> ctx_buf;  // (rows, H) attention context, heads merged
-  std::vector<float> inter;  // (rows, I) FFN intermediate
-  std::vector<float> probs;  // (n, heads, t, t) one group's attention
+  std::vector<float> inter;    // (rows, I) FFN intermediate
+  std::vector<float> probs;    // (n, heads, t, t) one group's attention
 
   absl::Status Embed(absl::Span<const SequenceTask> tasks,
                      const std::vector<size_t>& order,
@@ -128,13 +132,15 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   info.has_pooler = !impl->weights.pooler_weight.empty();
   info.precision = options.precision;
   ASSIGN_OR_RETURN(info.default_pooling, ReadDefaultPooling(dir));
-  impl->layer_norm = std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
+  impl->layer_norm =
+      std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
   impl->attention =
       std::make_unique<Attention>(&impl->ctx, c.num_heads, c.head_size());
   // The host copies of the layer weights were freed after packing, but glibc
   // keeps freed heap pages mapped; give them back so RSS shows the model.
   malloc_trim(0);
-  return std::unique_ptr<Encoder>(new Encoder(std::move(info), std::move(impl)));
+  return std::unique_ptr<Encoder>(
+      new Encoder(std::move(info), std::move(impl)));
 }
 
 absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
@@ -145,7 +151,8 @@ absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
     const SequenceTask& task = tasks[i];
     for (size_t t = 0; t < task.token_ids.size(); ++t) {
       const int64_t id = task.token_ids[t];
-      const int64_t type = task.token_type_ids.empty() ? 0 : task.token_type_ids[t];
+      const int64_t type =
+          task.token_type_ids.empty() ? 0 : task.token_type_ids[t];
       const float* word = &weights.word_embeddings[id * h];
       const float* pos = &weights.position_embeddings[t * h];
       const float* typ = &weights.type_embeddings[type * h];
@@ -157,8 +164,8 @@ absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
 }
 
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
-                          absl::Span<const int32_t> token_type_ids,
-                          const ModelConfig& c) {
+                           absl::Span<const int32_t> token_type_ids,
+                           const ModelConfig& c) {
   const int64_t t = token_ids.size();
   auto bad = [](const std::string& what) {
     return absl::InvalidArgumentError(what);
@@ -255,7 +262,8 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
 
   for (size_t i = 0; i < tasks.size(); ++i) {
     const int64_t t = tasks[i].token_ids.size();
-    outputs[i].attention.resize(tasks[i].attention_layers.size() * heads * t * t);
+    outputs[i].attention.resize(tasks[i].attention_layers.size() * heads * t *
+                                t);
   }
 
   RETURN_IF_ERROR(m.Embed(tasks, order, row_of));
@@ -308,12 +316,12 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
       g += n;
     }
     RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), m.x.data()));
-    RETURN_IF_ERROR(m.layer_norm->Run(rows, m.x.data(), layer.ln1_gamma,
-                                      layer.ln1_beta));
+    RETURN_IF_ERROR(
+        m.layer_norm->Run(rows, m.x.data(), layer.ln1_gamma, layer.ln1_beta));
     RETURN_IF_ERROR(layer.ffn1->Run(tokens, m.x.data(), m.inter.data()));
     RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), m.x.data()));
-    RETURN_IF_ERROR(m.layer_norm->Run(rows, m.x.data(), layer.ln2_gamma,
-                                      layer.ln2_beta));
+    RETURN_IF_ERROR(
+        m.layer_norm->Run(rows, m.x.data(), layer.ln2_gamma, layer.ln2_beta));
   }
   m.ctx.stream.wait();
 
@@ -323,9 +331,9 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     const float* hidden = &m.x[row_of[i] * h];  // (t, H)
     if (task.want_hidden) outputs[i].hidden.assign(hidden, hidden + t * h);
     if (task.pooling != PoolingMode::kNone) {
-      outputs[i].embedding = Pool(task.pooling, hidden, t, h,
-                                  m.weights.pooler_weight,
-                                  m.weights.pooler_bias);
+      outputs[i].embedding =
+          Pool(task.pooling, hidden, t, h, m.weights.pooler_weight,
+               m.weights.pooler_bias);
       if (task.normalize) L2Normalize(&outputs[i].embedding);
     }
   }

@@ -3,7 +3,8 @@
 //
 // Threads: Load() may run on any thread. Forward() must be called from one
 // thread at a time (the server's inference thread): it owns the oneDNN stream,
-// the cached primitives and the scratch buffers. info() is immutable after Load.
+// the cached primitives and the scratch buffers. info() is immutable after
+// Load.
 #ifndef ATTNSERVE_MODEL_ENCODER_H_
 #define ATTNSERVE_MODEL_ENCODER_H_
 
@@ -25,12 +26,13 @@ const char* PrecisionName(Precision p);  // "fp32", "bf16", "int8"
 absl::StatusOr<Precision> ParsePrecision(const std::string& name);
 
 struct EncoderOptions {
-  Precision precision = Precision::kFloat32;  // compute precision of the matmuls
+  Precision precision =
+      Precision::kFloat32;  // compute precision of the matmuls
 };
 
 // What the loader found; immutable after Load.
 struct ModelInfo {
-  std::string name;          // the model directory's base name
+  std::string name;  // the model directory's base name
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
   bool has_pooler = false;
@@ -45,14 +47,16 @@ struct SequenceTask {
   std::vector<int32_t> token_type_ids;  // (T), or empty = all 0
   bool want_hidden = false;
   std::vector<int> attention_layers;  // layers whose probs to keep, ascending
-  std::vector<uint8_t> head_mask;     // (layers, heads), 1 = output zeroed; or empty
+  std::vector<uint8_t>
+      head_mask;  // (layers, heads), 1 = output zeroed; or empty
   PoolingMode pooling = PoolingMode::kNone;
   bool normalize = false;  // L2-normalize the pooled embedding
 };
 
 struct SequenceOutput {
-  std::vector<float> hidden;     // (T, hidden) when want_hidden
-  std::vector<float> attention;  // (attention_layers.size(), heads, T, T), before head_mask
+  std::vector<float> hidden;  // (T, hidden) when want_hidden
+  std::vector<float>
+      attention;  // (attention_layers.size(), heads, T, T), before head_mask
   std::vector<float> embedding;  // (hidden) when pooling != kNone
 };
 
@@ -60,8 +64,8 @@ struct SequenceOutput {
 // ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
 // in [0, type_vocab_size). InvalidArgument says which value and the limit.
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
-                          absl::Span<const int32_t> token_type_ids,
-                          const ModelConfig& config);
+                           absl::Span<const int32_t> token_type_ids,
+                           const ModelConfig& config);
 
 class Encoder {
  public:
@@ -75,7 +79,8 @@ class Encoder {
 
   // Runs all `tasks` as one batch: real tokens are packed (no padding in the
   // linear layers), attention runs per sequence. Returns one output per task.
-  // InvalidArgument for an out-of-range id or bad shape; never crashes on input.
+  // InvalidArgument for an out-of-range id or bad shape; never crashes on
+  // input.
   absl::StatusOr<std::vector<SequenceOutput>> Forward(
       absl::Span<const SequenceTask> tasks);
 

@@ -16,9 +16,12 @@ namespace {
 
 dt WeightType(Precision p) {
   switch (p) {
-    case Precision::kBFloat16: return dt::bf16;
-    case Precision::kInt8: return dt::s8;
-    case Precision::kFloat32: break;
+    case Precision::kBFloat16:
+      return dt::bf16;
+    case Precision::kInt8:
+      return dt::s8;
+    case Precision::kFloat32:
+      break;
   }
   return dt::f32;
 }
@@ -150,9 +153,9 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
   }
   if (kernels == nullptr) {
     kernels = std::make_shared<LinearKernels>(ctx, n, k, spec);
-  } else if (kernels->n() != n || kernels->k() != k ||
-             kernels->ctx() != ctx) {
-    return absl::InvalidArgumentError("Linear: shared kernels of another shape");
+  } else if (kernels->n() != n || kernels->k() != k || kernels->ctx() != ctx) {
+    return absl::InvalidArgumentError(
+        "Linear: shared kernels of another shape");
   }
   std::unique_ptr<Linear> linear(new Linear(kernels));
   linear->bias_ = bias;
@@ -265,11 +268,12 @@ absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
                           {{DNNL_ARG_FROM, src_f32},
                            {DNNL_ARG_TO, src},
                            {DNNL_ARG_ATTR_OUTPUT_SCALES, inv_mem}});
-    kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_WEIGHTS, weights},
-                                         {DNNL_ARG_BIAS, bias},
-                                         {DNNL_ARG_DST, dst},
-                                         {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}});
+    kernel->matmul.execute(ctx->stream,
+                           {{DNNL_ARG_SRC, src},
+                            {DNNL_ARG_WEIGHTS, weights},
+                            {DNNL_ARG_BIAS, bias},
+                            {DNNL_ARG_DST, dst},
+                            {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}});
   });
 }
 

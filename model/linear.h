@@ -75,16 +75,16 @@ class Linear {
   // The packed weights in the layout `kernel` reads (repacked on demand in
   // the rare case oneDNN insists on another layout for some row count).
   absl::StatusOr<dnnl::memory> WeightsFor(const LinearKernels::Kernel& kernel);
-  absl::Status RunInt8(LinearKernels::Kernel* kernel, int64_t m,
-                       const float* x, float* y);
+  absl::Status RunInt8(LinearKernels::Kernel* kernel, int64_t m, const float* x,
+                       float* y);
 
   std::shared_ptr<LinearKernels> kernels_;
   std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
   std::vector<float> scales_;  // (N) int8: W[n, :] ≈ scales_[n] · W_s8[n, :]
   std::vector<float> call_scales_;  // (N) int8: activation scale · scales_
   std::vector<float> call_bias_;    // (N) int8: bias_ / call_scales_
-  std::vector<float> bias_;    // (N)
-  dnnl::memory bias_mem_;      // (1, N) f32 over bias_
+  std::vector<float> bias_;         // (N)
+  dnnl::memory bias_mem_;           // (1, N) f32 over bias_
 };
 
 }  // namespace attnserve

@@ -67,13 +67,15 @@ absl::StatusOr<nlohmann::json> ReadJson(const std::string& path, bool* found) {
 
 absl::StatusOr<PoolingMode> ReadDefaultPooling(const std::string& dir) {
   bool found = false;
-  absl::StatusOr<nlohmann::json> modules = ReadJson(dir + "/modules.json", &found);
+  absl::StatusOr<nlohmann::json> modules =
+      ReadJson(dir + "/modules.json", &found);
   if (!modules.ok()) return modules.status();
   if (!found || !modules->is_array()) return PoolingMode::kCls;
   for (const nlohmann::json& module : *modules) {
     if (!module.is_object() || !module.contains("type") ||
         !module["type"].is_string() ||
-        module["type"].get<std::string>().find("Pooling") == std::string::npos) {
+        module["type"].get<std::string>().find("Pooling") ==
+            std::string::npos) {
       continue;
     }
     const std::string sub =

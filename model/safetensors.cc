@@ -23,8 +23,8 @@ size_t DTypeSize(const std::string& dtype) {
   if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
   if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
     return 2;
-  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" ||
-      dtype == "F8_E4M3" || dtype == "F8_E5M2")
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" ||
+      dtype == "F8_E5M2")
     return 1;
   return 0;
 }
@@ -81,10 +81,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   const size_t file_size = static_cast<size_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    return Corrupt(path, absl::StrFormat(
-                             "truncated: %d bytes, shorter than the 8-byte "
-                             "header length",
-                             file_size));
+    return Corrupt(
+        path, absl::StrFormat("truncated: %d bytes, shorter than the 8-byte "
+                              "header length",
+                              file_size));
   }
   void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -118,15 +118,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
         !entry["shape"].is_array() || !entry.contains("data_offsets") ||
         !entry["data_offsets"].is_array() ||
         entry["data_offsets"].size() != 2) {
-      return Corrupt(path, where + ": header entry needs dtype, shape and "
-                                   "data_offsets [begin, end]");
+      return Corrupt(path, where +
+                               ": header entry needs dtype, shape and "
+                               "data_offsets [begin, end]");
     }
     TensorView t;
     t.dtype = entry["dtype"].get<std::string>();
     uint64_t elements = 1;
     for (const Json& d : entry["shape"]) {
-      if (!d.is_number_unsigned() ||
-          d.get<uint64_t>() > (uint64_t{1} << 40)) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 40)) {
         return Corrupt(path, where + ": bad shape " + entry["shape"].dump());
       }
       const uint64_t dim = d.get<uint64_t>();
@@ -143,21 +143,21 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     const uint64_t begin = off[0].get<uint64_t>();
     const uint64_t end = off[1].get<uint64_t>();
     if (begin > end || end > data_size) {
-      return Corrupt(path, absl::StrFormat(
-                               "%s: data_offsets [%d, %d] outside the %d "
-                               "data bytes (file truncated?)",
-                               where, begin, end, data_size));
+      return Corrupt(path,
+                     absl::StrFormat("%s: data_offsets [%d, %d] outside the %d "
+                                     "data bytes (file truncated?)",
+                                     where, begin, end, data_size));
     }
     const size_t elem_size = DTypeSize(t.dtype);
     if (elem_size == 0) {
-      return Corrupt(path, absl::StrFormat("%s: unknown dtype \"%s\"", where,
-                                           t.dtype));
+      return Corrupt(
+          path, absl::StrFormat("%s: unknown dtype \"%s\"", where, t.dtype));
     }
     if (end - begin != elements * elem_size) {
-      return Corrupt(path, absl::StrFormat(
-                               "%s: %d bytes for shape %s of %s (expected %d)",
-                               where, end - begin, entry["shape"].dump(),
-                               t.dtype, elements * elem_size));
+      return Corrupt(
+          path, absl::StrFormat("%s: %d bytes for shape %s of %s (expected %d)",
+                                where, end - begin, entry["shape"].dump(),
+                                t.dtype, elements * elem_size));
     }
     t.data = bytes + data_begin + begin;
     t.size = end - begin;
@@ -170,7 +170,8 @@ void SafetensorsFile::Release(const TensorView& t) const {
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin =
       (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.size) / page * page;
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(t.data) + t.size) / page * page;
   if (end > begin) {
     ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
   }
@@ -195,8 +196,8 @@ absl::StatusOr<std::vector<float>> ToFloat32(const TensorView& t,
     out.resize(t.size / 2);
     const bool half = t.dtype == "F16";
     for (size_t i = 0; i < out.size(); ++i) {
-      const uint16_t v = static_cast<uint16_t>(t.data[2 * i] |
-                                               (t.data[2 * i + 1] << 8));
+      const uint16_t v =
+          static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8));
       out[i] = half ? HalfToFloat(v) : BFloat16ToFloat(v);
     }
   } else {

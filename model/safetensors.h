@@ -17,7 +17,7 @@
 namespace attnserve {
 
 struct TensorView {
-  std::string dtype;           // "F32", "F16", "BF16", "I64", ...
+  std::string dtype;  // "F32", "F16", "BF16", "I64", ...
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // inside the mapping; not aligned
   size_t size = 0;                // bytes

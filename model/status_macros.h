@@ -9,10 +9,10 @@
 #define ATTNSERVE_CONCAT_(a, b) ATTNSERVE_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status _status = (expr);           \
-    if (!_status.ok()) return _status;         \
+#define RETURN_IF_ERROR(expr)          \
+  do {                                 \
+    ::absl::Status _status = (expr);   \
+    if (!_status.ok()) return _status; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, F());` or `ASSIGN_OR_RETURN(x, F());`

@@ -14,11 +14,16 @@ enum Dim { kHidden, kInter, kVocab, kPositions, kTypes };
 
 int64_t Resolve(Dim d, const ModelConfig& c) {
   switch (d) {
-    case kHidden: return c.hidden_size;
-    case kInter: return c.intermediate_size;
-    case kVocab: return c.vocab_size;
-    case kPositions: return c.max_position_embeddings;
-    case kTypes: return c.type_vocab_size;
+    case kHidden:
+      return c.hidden_size;
+    case kInter:
+      return c.intermediate_size;
+    case kVocab:
+      return c.vocab_size;
+    case kPositions:
+      return c.max_position_embeddings;
+    case kTypes:
+      return c.type_vocab_size;
   }
   return 0;
 }
@@ -36,11 +41,14 @@ struct Spec {
 
 const std::vector<Spec>& GlobalSpecs() {
   static const auto* specs = new std::vector<Spec>{
-      {"embeddings.word_embeddings.weight", {kVocab, kHidden},
+      {"embeddings.word_embeddings.weight",
+       {kVocab, kHidden},
        &BertWeights::word_embeddings},
-      {"embeddings.position_embeddings.weight", {kPositions, kHidden},
+      {"embeddings.position_embeddings.weight",
+       {kPositions, kHidden},
        &BertWeights::position_embeddings},
-      {"embeddings.token_type_embeddings.weight", {kTypes, kHidden},
+      {"embeddings.token_type_embeddings.weight",
+       {kTypes, kHidden},
        &BertWeights::type_embeddings},
       {"embeddings.LayerNorm.weight", {kHidden}, &BertWeights::emb_ln_gamma},
       {"embeddings.LayerNorm.bias", {kHidden}, &BertWeights::emb_ln_beta},
@@ -59,17 +67,35 @@ const std::vector<Spec>& PoolerSpecs() {
 const std::vector<Spec>& LayerSpecs() {
   using L = LayerWeights;
   static const auto* specs = new std::vector<Spec>{
-      {"attention.self.query.weight", {kHidden, kHidden}, nullptr, &L::qkv_weight, 0},
+      {"attention.self.query.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       0},
       {"attention.self.query.bias", {kHidden}, nullptr, &L::qkv_bias, 0},
-      {"attention.self.key.weight", {kHidden, kHidden}, nullptr, &L::qkv_weight, 1},
+      {"attention.self.key.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       1},
       {"attention.self.key.bias", {kHidden}, nullptr, &L::qkv_bias, 1},
-      {"attention.self.value.weight", {kHidden, kHidden}, nullptr, &L::qkv_weight, 2},
+      {"attention.self.value.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       2},
       {"attention.self.value.bias", {kHidden}, nullptr, &L::qkv_bias, 2},
-      {"attention.output.dense.weight", {kHidden, kHidden}, nullptr, &L::out_weight},
+      {"attention.output.dense.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::out_weight},
       {"attention.output.dense.bias", {kHidden}, nullptr, &L::out_bias},
       {"attention.output.LayerNorm.weight", {kHidden}, nullptr, &L::ln1_gamma},
       {"attention.output.LayerNorm.bias", {kHidden}, nullptr, &L::ln1_beta},
-      {"intermediate.dense.weight", {kInter, kHidden}, nullptr, &L::ffn1_weight},
+      {"intermediate.dense.weight",
+       {kInter, kHidden},
+       nullptr,
+       &L::ffn1_weight},
       {"intermediate.dense.bias", {kInter}, nullptr, &L::ffn1_bias},
       {"output.dense.weight", {kHidden, kInter}, nullptr, &L::ffn2_weight},
       {"output.dense.bias", {kHidden}, nullptr, &L::ffn2_bias},
@@ -79,7 +105,9 @@ const std::vector<Spec>& LayerSpecs() {
   return *specs;
 }
 
-std::string LayerPrefix(int i) { return absl::StrCat("encoder.layer.", i, "."); }
+std::string LayerPrefix(int i) {
+  return absl::StrCat("encoder.layer.", i, ".");
+}
 
 std::vector<int64_t> Shape(const Spec& s, const ModelConfig& c) {
   std::vector<int64_t> shape;
@@ -114,8 +142,8 @@ class Reader {
     const std::string full = prefix_ + name;
     const TensorView* t = file_.Find(full);
     if (t == nullptr) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: missing tensor \"%s\"", file_.path(), full));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: missing tensor \"%s\"", file_.path(), full));
     }
     const std::vector<int64_t> want = Shape(spec, config_);
     if (t->shape != want) {
@@ -123,7 +151,8 @@ class Reader {
           "%s: tensor \"%s\" has shape %s, expected %s (from config.json)",
           file_.path(), full, ShapeString(t->shape), ShapeString(want)));
     }
-    const std::string what = absl::StrFormat("%s: tensor \"%s\"", file_.path(), full);
+    const std::string what =
+        absl::StrFormat("%s: tensor \"%s\"", file_.path(), full);
     ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t, what));
     file_.Release(*t);
     if (dtype_.empty()) {
@@ -155,14 +184,16 @@ class Reader {
 std::vector<NamedShape> WeightTable(const ModelConfig& config,
                                     bool with_pooler) {
   std::vector<NamedShape> table;
-  for (const Spec& s : GlobalSpecs()) table.push_back({s.name, Shape(s, config)});
+  for (const Spec& s : GlobalSpecs())
+    table.push_back({s.name, Shape(s, config)});
   for (int i = 0; i < config.num_layers; ++i) {
     for (const Spec& s : LayerSpecs()) {
       table.push_back({LayerPrefix(i) + s.name, Shape(s, config)});
     }
   }
   if (with_pooler) {
-    for (const Spec& s : PoolerSpecs()) table.push_back({s.name, Shape(s, config)});
+    for (const Spec& s : PoolerSpecs())
+      table.push_back({s.name, Shape(s, config)});
   }
   return table;
 }
@@ -182,7 +213,8 @@ absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
   for (int i = 0; i < config.num_layers; ++i) {
     LayerWeights layer;
     for (const Spec& s : LayerSpecs()) {
-      RETURN_IF_ERROR(reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
+      RETURN_IF_ERROR(
+          reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
     }
     if (sink) {
       RETURN_IF_ERROR(sink(i, layer));

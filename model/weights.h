@@ -12,12 +12,12 @@
 namespace attnserve {
 
 struct LayerWeights {
-  std::vector<float> qkv_weight;   // (3H, H) query, key, value rows concatenated
-  std::vector<float> qkv_bias;     // (3H)
-  std::vector<float> out_weight;   // (H, H) attention.output.dense
-  std::vector<float> out_bias;     // (H)
-  std::vector<float> ln1_gamma;    // (H) attention.output.LayerNorm
-  std::vector<float> ln1_beta;     // (H)
+  std::vector<float> qkv_weight;  // (3H, H) query, key, value rows concatenated
+  std::vector<float> qkv_bias;    // (3H)
+  std::vector<float> out_weight;  // (H, H) attention.output.dense
+  std::vector<float> out_bias;    // (H)
+  std::vector<float> ln1_gamma;   // (H) attention.output.LayerNorm
+  std::vector<float> ln1_beta;    // (H)
   std::vector<float> ffn1_weight;  // (I, H) intermediate.dense
   std::vector<float> ffn1_bias;    // (I)
   std::vector<float> ffn2_weight;  // (H, I) output.dense

@@ -31,7 +31,8 @@ TEST_P(AttentionTest, MatchesNaiveTwin) {
   std::vector<float> want_probs(probs.size()), want_out(out.size());
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size);
-  ASSERT_TRUE(attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
+  ASSERT_TRUE(
+      attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
   ctx.stream.wait();
   ReferenceAttention(s.n, s.t, s.heads, s.head_size, qkv.data(),
                      want_probs.data(), want_out.data());
@@ -49,9 +50,9 @@ TEST_P(AttentionTest, MatchesNaiveTwin) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, AttentionTest,
     ::testing::Values(Shape{1, 1, 1, 4}, Shape{1, 1, 12, 64}, Shape{1, 7, 1, 4},
-                      Shape{2, 5, 3, 4}, Shape{4, 16, 4, 8}, Shape{8, 33, 2, 16},
-                      Shape{1, 128, 12, 64}, Shape{2, 100, 1, 256},
-                      Shape{1, 512, 2, 32}));
+                      Shape{2, 5, 3, 4}, Shape{4, 16, 4, 8},
+                      Shape{8, 33, 2, 16}, Shape{1, 128, 12, 64},
+                      Shape{2, 100, 1, 256}, Shape{1, 512, 2, 32}));
 
 // A second call with the same shape reuses the primitives and gives the same
 // answer (the kernel cache must not alias buffers between calls).

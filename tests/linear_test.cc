@@ -25,7 +25,8 @@ std::vector<float> Naive(const Shape& s, const std::vector<float>& x,
   for (int64_t i = 0; i < s.m; ++i) {
     for (int64_t j = 0; j < s.n; ++j) {
       double acc = b[j];
-      for (int64_t c = 0; c < s.k; ++c) acc += double{x[i * s.k + c]} * w[j * s.k + c];
+      for (int64_t c = 0; c < s.k; ++c)
+        acc += double{x[i * s.k + c]} * w[j * s.k + c];
       if (s.gelu) acc = 0.5 * acc * (1 + std::erf(acc / std::sqrt(2.0)));
       if (s.residual) acc += y0[i * s.n + j];
       y[i * s.n + j] = static_cast<float>(acc);
@@ -49,8 +50,8 @@ TEST_P(LinearTest, MatchesNaiveTwin) {
   DnnlContext ctx;
   const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
   const auto b = Random(s.n, 0.5f, &rng);
-  auto linear = Linear::Create(&ctx, w, b, s.n, s.k,
-                               LinearSpec{s.gelu, s.residual});
+  auto linear =
+      Linear::Create(&ctx, w, b, s.n, s.k, LinearSpec{s.gelu, s.residual});
   ASSERT_TRUE(linear.ok()) << linear.status();
   const int64_t rows = RowBucket(s.m);
   ASSERT_GE(rows, s.m);
@@ -68,14 +69,17 @@ TEST_P(LinearTest, MatchesNaiveTwin) {
   EXPECT_LE(worst, 2e-5) << "m=" << s.m << " n=" << s.n << " k=" << s.k;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, LinearTest,
-    ::testing::Values(Shape{1, 1, 1, false, false}, Shape{1, 96, 32, false, false},
-                      Shape{3, 48, 16, true, false}, Shape{17, 32, 64, false, true},
-                      Shape{64, 64, 32, true, false}, Shape{100, 33, 17, false, true},
-                      Shape{257, 128, 96, true, false}, Shape{513, 64, 64, false, true},
-                      Shape{128, 3072, 768, true, false},
-                      Shape{128, 768, 3072, false, true}));
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
+                         ::testing::Values(Shape{1, 1, 1, false, false},
+                                           Shape{1, 96, 32, false, false},
+                                           Shape{3, 48, 16, true, false},
+                                           Shape{17, 32, 64, false, true},
+                                           Shape{64, 64, 32, true, false},
+                                           Shape{100, 33, 17, false, true},
+                                           Shape{257, 128, 96, true, false},
+                                           Shape{513, 64, 64, false, true},
+                                           Shape{128, 3072, 768, true, false},
+                                           Shape{128, 768, 3072, false, true}));
 
 TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
   std::mt19937 rng(1);
@@ -109,9 +113,9 @@ class LinearPrecisionTest : public ::testing::TestWithParam<PrecisionCase> {};
 
 TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
   const PrecisionCase pc = GetParam();
-  for (const Shape& s : {Shape{1, 64, 32, false, false}, Shape{13, 96, 48, true, false},
-                         Shape{40, 64, 128, false, true},
-                         Shape{128, 768, 768, true, true}}) {
+  for (const Shape& s :
+       {Shape{1, 64, 32, false, false}, Shape{13, 96, 48, true, false},
+        Shape{40, 64, 128, false, true}, Shape{128, 768, 768, true, true}}) {
     std::mt19937 rng(s.m + s.n + s.k);
     DnnlContext ctx;
     const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
@@ -134,14 +138,15 @@ TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, LinearPrecisionTest,
-                         ::testing::Values(PrecisionCase{Precision::kBFloat16, 1e-4},
-                                           PrecisionCase{Precision::kInt8, 1e-3}));
+INSTANTIATE_TEST_SUITE_P(
+    Precisions, LinearPrecisionTest,
+    ::testing::Values(PrecisionCase{Precision::kBFloat16, 1e-4},
+                      PrecisionCase{Precision::kInt8, 1e-3}));
 
 TEST(LinearTest, RefusesMismatchedWeights) {
   DnnlContext ctx;
-  auto linear = Linear::Create(&ctx, std::vector<float>(10), std::vector<float>(2),
-                               2, 4, LinearSpec{});
+  auto linear = Linear::Create(&ctx, std::vector<float>(10),
+                               std::vector<float>(2), 2, 4, LinearSpec{});
   EXPECT_FALSE(linear.ok());
 }
 
