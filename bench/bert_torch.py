@@ -13,12 +13,15 @@ not turn float32's lowest into -inf (DESIGN §5b).
 
 import json
 import math
-import struct
+import os
+import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import gen_golden  # noqa: E402  (read_safetensors)
 
 
 class _SelfAttention(nn.Module):
@@ -132,29 +135,9 @@ class Bert(nn.Module):
 
 # ------------------------------------------------------------------ safetensors
 
-def read_safetensors(path):
-    """{name: float32 tensor} from a safetensors file with F32/F16/BF16 tensors."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    hdr = json.loads(raw[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in hdr.items():
-        if name == "__metadata__":
-            continue
-        b0, b1 = info["data_offsets"]
-        buf = raw[base + b0:base + b1]
-        if info["dtype"] == "F32":
-            a = np.frombuffer(buf, "<f4")
-        elif info["dtype"] == "F16":
-            a = np.frombuffer(buf, "<f2").astype(np.float32)
-        elif info["dtype"] == "BF16":
-            a = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            raise ValueError("%s: dtype %s" % (name, info["dtype"]))
-        out[name] = torch.from_numpy(a.reshape(info["shape"]).copy())
-    return out
+# The F32/F16/BF16 reader of the golden generator (it also checks the header
+# padding and that the data ends at the end of the file).
+read_safetensors = gen_golden.read_safetensors
 
 
 def load_model(model_dir):
