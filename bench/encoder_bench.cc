@@ -41,7 +41,7 @@
 
 #include "absl/strings/str_format.h"
 #include "bench/bench_common.h"
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 #include "nlohmann/json.hpp"
 #include "oneapi/dnnl/dnnl.hpp"
 

@@ -26,9 +26,6 @@ struct Array {
   std::vector<float> values;   // row-major, product(shape) values
 };
 
-// IEEE binary16 → binary32 (exact).
-float HalfToFloat(uint16_t h);
-
 // DATA_LOSS naming `what` when the byte count does not match the shape or
 // the dtype is unknown.
 absl::StatusOr<Array> DecodeTensor(const v1::Tensor& tensor,

@@ -24,19 +24,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "model/encoder.h"
+#include "model/types.h"
+#include "server/options.h"
 
 namespace attnserve {
-
-struct BatcherOptions {
-  // Token budget of one forward pass: queued requests are merged (in arrival
-  // order) while their tokens fit. A single request larger than the budget
-  // runs alone; the per-request limit is checked before it gets here.
-  int64_t max_batch_tokens = 8192;
-  // Requests waiting for the inference thread; one more is refused with
-  // RESOURCE_EXHAUSTED instead of growing the queue.
-  int max_queue_requests = 1024;
-};
 
 // Runs one batch; the server passes Encoder::Forward, tests a fake.
 using ForwardFn = std::function<absl::StatusOr<std::vector<SequenceOutput>>(
@@ -96,9 +87,6 @@ class Batcher {
 
  private:
   void Loop();
-  // Pops the next batch (arrival order, up to the token budget) and answers
-  // expired and cancelled requests met on the way.
-  std::vector<Request> NextBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(std::vector<Request>& batch);
 
   const BatcherOptions options_;

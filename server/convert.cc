@@ -7,24 +7,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model/head_stats.h"
+#include "common/half.h"
+#include "model/encoder/head_stats.h"
 
 namespace attnserve {
 namespace {
 
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
-
-uint32_t Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof(u));
-  return u;
-}
-
-float FromBits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
 
 // Appends `n` values of T to `out` as little-endian bytes.
 template <typename T>
@@ -52,34 +41,6 @@ void SetFloat32Tensor(const std::vector<float>& values,
 }
 
 }  // namespace
-
-uint16_t FloatToHalf(float f) {
-  // After F. Giesen, "float_to_half_fast3_rtne": the subnormal case lets the
-  // FPU's round-to-nearest-even do the rounding by adding a magic number whose
-  // ulp is the half subnormal step; the normal case adds the rounding bias
-  // (0xfff + lowest kept bit) to the bits before truncating 13 of them.
-  constexpr uint32_t kF32Infinity = 255u << 23;
-  constexpr uint32_t kF16Overflow = (127u + 16) << 23;  // 65536.0f
-  constexpr uint32_t kDenormMagic = ((127u - 15) + (23 - 10) + 1) << 23;
-  uint32_t u = Bits(f);
-  const uint32_t sign = u & 0x80000000u;
-  u ^= sign;
-  uint16_t h;
-  if (u >= kF16Overflow) {
-    // Inf stays inf, NaN becomes the quiet NaN; 65520 ≤ |f| rounds to inf in
-    // the normal branch below, values ≥ 65536 land here.
-    h = u > kF32Infinity ? 0x7e00 : 0x7c00;
-  } else if (u < (113u << 23)) {  // |f| < 2^-14: half subnormal or zero
-    const float sum = FromBits(u) + FromBits(kDenormMagic);
-    h = static_cast<uint16_t>(Bits(sum) - kDenormMagic);
-  } else {
-    const uint32_t mant_odd = (u >> 13) & 1;
-    u += (static_cast<uint32_t>(15 - 127) << 23) + 0xfff;  // rebias, round
-    u += mant_odd;                                         // ties to even
-    h = static_cast<uint16_t>(u >> 13);
-  }
-  return static_cast<uint16_t>(h | (sign >> 16));
-}
 
 absl::Status ToSequenceResult(const OutputSpec& spec, const ModelConfig& config,
                               InputSequence& input, SequenceOutput& output,

@@ -12,17 +12,12 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "model/encoder.h"
-#include "model/head_ranking.h"
+#include "model/encoder/encoder.h"
+#include "model/encoder/head_ranking.h"
 #include "proto/attnserve.pb.h"
 #include "server/validate.h"
 
 namespace attnserve {
-
-// IEEE 754 binary16 from binary32, round to nearest even, subnormals kept,
-// overflow to ±inf, NaN stays NaN (quiet). (The inverse, HalfToFloat, is
-// the model loader's: model/safetensors.h.)
-uint16_t FloatToHalf(float f);
 
 // Fills `result` for one sequence run with the task that `spec` produced:
 // token ids and tokens from `input`, then the tensors and statistics asked

@@ -23,7 +23,7 @@
 
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "server/batcher.h"
 #include "server/completion_executor.h"

@@ -25,8 +25,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
-#include "model/encoder.h"
-#include "model/tokenizer.h"
+#include "model/encoder/encoder.h"
+#include "model/text/tokenizer.h"
 #include "server/options.h"
 #include "server/server.h"
 

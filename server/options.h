@@ -7,9 +7,18 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "server/batcher.h"
 
 namespace attnserve {
+
+struct BatcherOptions {
+  // Token budget of one forward pass: queued requests are merged (in arrival
+  // order) while their tokens fit. A single request larger than the budget
+  // runs alone; the per-request limit is checked before it gets here.
+  int64_t max_batch_tokens = 8192;
+  // Requests waiting for the inference thread; one more is refused with
+  // RESOURCE_EXHAUSTED instead of growing the queue.
+  int max_queue_requests = 1024;
+};
 
 // What one request may ask for; checked before it is queued.
 struct RequestLimits {

@@ -14,9 +14,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "model/encoder.h"
-#include "model/head_ranking.h"
-#include "model/tokenizer.h"
+#include "model/encoder/encoder.h"
+#include "model/encoder/head_ranking.h"
+#include "model/text/tokenizer.h"
 #include "proto/attnserve.pb.h"
 #include "server/options.h"
 

@@ -24,10 +24,6 @@
 
 namespace attnserve {
 
-// Byte offset of the first ill-formed UTF-8 sequence of `bytes` (RFC 3629:
-// no overlong forms, no surrogates, nothing above U+10FFFF), or -1.
-int64_t FirstInvalidUtf8(absl::string_view bytes);
-
 // The first string field of `bytes` (a serialized `type`) that is not valid
 // UTF-8, as "sequences[1].text is not valid UTF-8: bad sequence at byte
 // offset 2 (byte 0xFF)"; nullopt when there is none (or the bytes are not

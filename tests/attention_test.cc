@@ -1,7 +1,7 @@
 // Attention (strided oneDNN matmuls + softmax) against ReferenceAttention, the
 // naive double-precision twin, on random shapes: one sequence and groups, T=1,
 // one head, head size 4, up to the largest T (512).
-#include "model/attention.h"
+#include "model/kernels/attention.h"
 
 #include <cmath>
 #include <random>

@@ -24,7 +24,7 @@
 #include "client/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 #include "nlohmann/json.hpp"
 #include "server/server.h"
 #include "tests/chromium.h"

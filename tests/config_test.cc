@@ -1,6 +1,6 @@
 // ParseConfig / LoadConfig: Hugging Face BertConfig JSON, its defaults, and
 // every value a user can get wrong, each refused with the file and key named.
-#include "model/config.h"
+#include "model/checkpoint/config.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/demo_model.h"
+#include "model/demo/demo_model.h"
 #include "nlohmann/json.hpp"
 
 namespace attnserve {

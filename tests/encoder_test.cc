@@ -1,13 +1,13 @@
 // The encoder end to end against PyTorch goldens (tools/gen_golden.py), and
 // the batching contract: a sequence's outputs do not depend on its batch.
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 
 #include <cmath>
 #include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/demo_model.h"
+#include "model/demo/demo_model.h"
 #include "tests/golden.h"
 
 namespace attnserve {

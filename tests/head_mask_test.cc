@@ -8,7 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 #include "tests/golden.h"
 
 namespace attnserve {

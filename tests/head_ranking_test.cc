@@ -1,6 +1,6 @@
 // RankHeads on a checkpoint built so the answer is known, against an
 // independent one-ablation-per-Forward computation, and its refusals.
-#include "model/head_ranking.h"
+#include "model/encoder/head_ranking.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/demo_model.h"
+#include "model/demo/demo_model.h"
 #include "tests/golden.h"
 #include "tests/model_testing.h"
 

@@ -1,7 +1,7 @@
 // Per-head statistics, head divergence, rollout and query selection against
 // values worked out by hand on small handmade maps, and against independent
 // formulas (JS as an entropy difference, rollout by the other association).
-#include "model/head_stats.h"
+#include "model/encoder/head_stats.h"
 
 #include <cmath>
 #include <random>

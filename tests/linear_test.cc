@@ -1,7 +1,7 @@
 // Linear (oneDNN matmul + bias + GELU + residual post-ops) against a naive
 // double-precision twin on random shapes, including M = 1 and row counts that
 // fall inside and across RowBucket boundaries.
-#include "model/linear.h"
+#include "model/kernels/linear.h"
 
 #include <cmath>
 #include <random>

@@ -18,10 +18,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/config.h"
-#include "model/demo_model.h"
-#include "model/encoder.h"
-#include "model/weights.h"
+#include "model/checkpoint/config.h"
+#include "model/demo/demo_model.h"
+#include "model/encoder/encoder.h"
+#include "model/checkpoint/weights.h"
 #include "nlohmann/json.hpp"
 #include "tests/golden.h"
 

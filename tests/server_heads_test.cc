@@ -12,8 +12,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/head_ranking.h"
-#include "model/head_stats.h"
+#include "model/encoder/head_ranking.h"
+#include "model/encoder/head_stats.h"
 #include "tests/server_testing.h"
 
 namespace attnserve {

@@ -22,7 +22,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "model/encoder.h"
+#include "model/encoder/encoder.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "tests/golden.h"
 #include "tests/server_testing.h"

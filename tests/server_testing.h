@@ -17,8 +17,8 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "model/encoder.h"
-#include "model/safetensors.h"  // HalfToFloat
+#include "model/encoder/encoder.h"
+#include "common/half.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "server/server.h"
 #include "tests/golden.h"

@@ -16,8 +16,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/demo_model.h"
-#include "model/tokenizer.h"
+#include "model/demo/demo_model.h"
+#include "model/text/tokenizer.h"
 #include "tests/server_testing.h"
 
 namespace attnserve {

@@ -1,5 +1,4 @@
-// server/wire: the UTF-8 check against hand-made byte strings (RFC 3629's
-// table), and the field paths named for requests protobuf refuses.
+// server/wire: the field paths named for requests protobuf refuses.
 #include <string>
 
 #include "gmock/gmock.h"
@@ -13,26 +12,6 @@ namespace attnserve {
 namespace {
 
 using ::testing::HasSubstr;
-
-TEST(ServerWireTest, FirstInvalidUtf8) {
-  EXPECT_EQ(FirstInvalidUtf8(""), -1);
-  EXPECT_EQ(FirstInvalidUtf8("plain ascii"), -1);
-  EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80"), -1);
-  EXPECT_EQ(FirstInvalidUtf8("\xf4\x8f\xbf\xbf"), -1);  // U+10FFFF
-  EXPECT_EQ(FirstInvalidUtf8("ab\xff"
-                             "cd"),
-            2);
-  EXPECT_EQ(FirstInvalidUtf8("ab\x80"), 2);            // lone continuation
-  EXPECT_EQ(FirstInvalidUtf8("x\xc0\xaf"), 1);         // overlong '/'
-  EXPECT_EQ(FirstInvalidUtf8("x\xc1\xbf"), 1);         // overlong
-  EXPECT_EQ(FirstInvalidUtf8("\xe0\x80\xaf"), 0);      // overlong 3-byte
-  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0);      // surrogate U+D800
-  EXPECT_EQ(FirstInvalidUtf8("\xf0\x80\x80\xaf"), 0);  // overlong 4-byte
-  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0);  // above U+10FFFF
-  EXPECT_EQ(FirstInvalidUtf8("\xf5\x80\x80\x80"), 0);
-  EXPECT_EQ(FirstInvalidUtf8("ok \xe4\xb8"), 3);   // truncated at the end
-  EXPECT_EQ(FirstInvalidUtf8("\xe4\x41\x80"), 0);  // bad second byte
-}
 
 grpc::ByteBuffer Bytes(const std::string& s) {
   grpc::Slice slice(s);

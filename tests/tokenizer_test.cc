@@ -10,7 +10,7 @@
 // differ between Unicode 14.0 and utf8proc's 15.0. Lower-casing cases run on
 // tests/data/tokenizer/vocab.txt; cased ones on json/tokenizer.json (same
 // vocab, lowercase: false), so every case also exercises a loader.
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 #include <cstdint>
 #include <filesystem>

@@ -1,0 +1,237 @@
+#include "model/checkpoint/weights.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "model/checkpoint/safetensors.h"
+#include "common/status_macros.h"
+
+namespace attnserve {
+namespace {
+
+// Symbolic dimensions resolved against the config.
+enum Dim { kHidden, kInter, kVocab, kPositions, kTypes };
+
+int64_t Resolve(Dim d, const ModelConfig& c) {
+  switch (d) {
+    case kHidden:
+      return c.hidden_size;
+    case kInter:
+      return c.intermediate_size;
+    case kVocab:
+      return c.vocab_size;
+    case kPositions:
+      return c.max_position_embeddings;
+    case kTypes:
+      return c.type_vocab_size;
+  }
+  return 0;
+}
+
+// One row of the table. Names are Hugging Face BertModel's; per-layer names
+// are prefixed with "encoder.layer.<i>.". `slice` places q/k/v into thirds of
+// the fused qkv tensors.
+struct Spec {
+  const char* name;
+  std::vector<Dim> shape;
+  std::vector<float> BertWeights::*global = nullptr;
+  std::vector<float> LayerWeights::*layer = nullptr;
+  int slice = -1;  // 0, 1, 2: query, key, value part of a fused tensor
+};
+
+const std::vector<Spec>& GlobalSpecs() {
+  static const auto* specs = new std::vector<Spec>{
+      {"embeddings.word_embeddings.weight",
+       {kVocab, kHidden},
+       &BertWeights::word_embeddings},
+      {"embeddings.position_embeddings.weight",
+       {kPositions, kHidden},
+       &BertWeights::position_embeddings},
+      {"embeddings.token_type_embeddings.weight",
+       {kTypes, kHidden},
+       &BertWeights::type_embeddings},
+      {"embeddings.LayerNorm.weight", {kHidden}, &BertWeights::emb_ln_gamma},
+      {"embeddings.LayerNorm.bias", {kHidden}, &BertWeights::emb_ln_beta},
+  };
+  return *specs;
+}
+
+const std::vector<Spec>& PoolerSpecs() {
+  static const auto* specs = new std::vector<Spec>{
+      {"pooler.dense.weight", {kHidden, kHidden}, &BertWeights::pooler_weight},
+      {"pooler.dense.bias", {kHidden}, &BertWeights::pooler_bias},
+  };
+  return *specs;
+}
+
+const std::vector<Spec>& LayerSpecs() {
+  using L = LayerWeights;
+  static const auto* specs = new std::vector<Spec>{
+      {"attention.self.query.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       0},
+      {"attention.self.query.bias", {kHidden}, nullptr, &L::qkv_bias, 0},
+      {"attention.self.key.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       1},
+      {"attention.self.key.bias", {kHidden}, nullptr, &L::qkv_bias, 1},
+      {"attention.self.value.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::qkv_weight,
+       2},
+      {"attention.self.value.bias", {kHidden}, nullptr, &L::qkv_bias, 2},
+      {"attention.output.dense.weight",
+       {kHidden, kHidden},
+       nullptr,
+       &L::out_weight},
+      {"attention.output.dense.bias", {kHidden}, nullptr, &L::out_bias},
+      {"attention.output.LayerNorm.weight", {kHidden}, nullptr, &L::ln1_gamma},
+      {"attention.output.LayerNorm.bias", {kHidden}, nullptr, &L::ln1_beta},
+      {"intermediate.dense.weight",
+       {kInter, kHidden},
+       nullptr,
+       &L::ffn1_weight},
+      {"intermediate.dense.bias", {kInter}, nullptr, &L::ffn1_bias},
+      {"output.dense.weight", {kHidden, kInter}, nullptr, &L::ffn2_weight},
+      {"output.dense.bias", {kHidden}, nullptr, &L::ffn2_bias},
+      {"output.LayerNorm.weight", {kHidden}, nullptr, &L::ln2_gamma},
+      {"output.LayerNorm.bias", {kHidden}, nullptr, &L::ln2_beta},
+  };
+  return *specs;
+}
+
+std::string LayerPrefix(int i) {
+  return absl::StrCat("encoder.layer.", i, ".");
+}
+
+std::vector<int64_t> Shape(const Spec& s, const ModelConfig& c) {
+  std::vector<int64_t> shape;
+  for (Dim d : s.shape) shape.push_back(Resolve(d, c));
+  return shape;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+class Reader {
+ public:
+  Reader(const SafetensorsFile& file, const ModelConfig& config)
+      : file_(file), config_(config) {
+    // BertFor* checkpoints prefix every encoder tensor with "bert.".
+    for (const auto& [name, t] : file.tensors()) {
+      if (name.rfind("bert.", 0) == 0) {
+        prefix_ = "bert.";
+        break;
+      }
+    }
+  }
+
+  bool Has(const std::string& name) const {
+    return file_.Find(prefix_ + name) != nullptr;
+  }
+
+  // Reads `name` into `*out`, or into slice `slice` of a 3× larger fused array.
+  absl::Status Read(const std::string& name, const Spec& spec,
+                    std::vector<float>* out) {
+    const std::string full = prefix_ + name;
+    const TensorView* t = file_.Find(full);
+    if (t == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: missing tensor \"%s\"", file_.path(), full));
+    }
+    const std::vector<int64_t> want = Shape(spec, config_);
+    if (t->shape != want) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: tensor \"%s\" has shape %s, expected %s (from config.json)",
+          file_.path(), full, ShapeString(t->shape), ShapeString(want)));
+    }
+    const std::string what =
+        absl::StrFormat("%s: tensor \"%s\"", file_.path(), full);
+    ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t, what));
+    file_.Release(*t);
+    if (dtype_.empty()) {
+      dtype_ = t->dtype;
+    } else if (dtype_ != t->dtype) {
+      dtype_ = "mixed";
+    }
+    if (spec.slice < 0) {
+      *out = std::move(values);
+    } else {
+      out->resize(values.size() * 3);
+      std::copy(values.begin(), values.end(),
+                out->begin() + spec.slice * values.size());
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string& dtype() const { return dtype_; }
+
+ private:
+  const SafetensorsFile& file_;
+  const ModelConfig& config_;
+  std::string prefix_;
+  std::string dtype_;
+};
+
+}  // namespace
+
+std::vector<NamedShape> WeightTable(const ModelConfig& config,
+                                    bool with_pooler) {
+  std::vector<NamedShape> table;
+  for (const Spec& s : GlobalSpecs())
+    table.push_back({s.name, Shape(s, config)});
+  for (int i = 0; i < config.num_layers; ++i) {
+    for (const Spec& s : LayerSpecs()) {
+      table.push_back({LayerPrefix(i) + s.name, Shape(s, config)});
+    }
+  }
+  if (with_pooler) {
+    for (const Spec& s : PoolerSpecs())
+      table.push_back({s.name, Shape(s, config)});
+  }
+  return table;
+}
+
+absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
+                                        const ModelConfig& config,
+                                        const LayerSink& sink) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                   SafetensorsFile::Open(path));
+  Reader reader(*file, config);
+  BertWeights w;
+  for (const Spec& s : GlobalSpecs()) {
+    RETURN_IF_ERROR(reader.Read(s.name, s, &(w.*s.global)));
+  }
+  // Layers grow as their tensors are found, so a huge num_hidden_layers in
+  // config.json ends in "missing tensor", not in a huge allocation.
+  for (int i = 0; i < config.num_layers; ++i) {
+    LayerWeights layer;
+    for (const Spec& s : LayerSpecs()) {
+      RETURN_IF_ERROR(
+          reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
+    }
+    if (sink) {
+      RETURN_IF_ERROR(sink(i, layer));
+    } else {
+      w.layers.push_back(std::move(layer));
+    }
+  }
+  // The pooler is optional, but half a pooler is a corrupt checkpoint.
+  const bool has_weight = reader.Has(PoolerSpecs()[0].name);
+  const bool has_bias = reader.Has(PoolerSpecs()[1].name);
+  if (has_weight || has_bias) {
+    for (const Spec& s : PoolerSpecs()) {
+      RETURN_IF_ERROR(reader.Read(s.name, s, &(w.*s.global)));
+    }
+  }
+  w.stored_dtype = reader.dtype();
+  return w;
+}
+
+}  // namespace attnserve

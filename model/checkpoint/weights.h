@@ -1,0 +1,65 @@
+// The BERT weights as float32 host arrays, and the one table that names them.
+#ifndef ATTNSERVE_MODEL_CHECKPOINT_WEIGHTS_H_
+#define ATTNSERVE_MODEL_CHECKPOINT_WEIGHTS_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/checkpoint/config.h"
+
+namespace attnserve {
+
+struct LayerWeights {
+  std::vector<float> qkv_weight;  // (3H, H) query, key, value rows concatenated
+  std::vector<float> qkv_bias;    // (3H)
+  std::vector<float> out_weight;  // (H, H) attention.output.dense
+  std::vector<float> out_bias;    // (H)
+  std::vector<float> ln1_gamma;   // (H) attention.output.LayerNorm
+  std::vector<float> ln1_beta;    // (H)
+  std::vector<float> ffn1_weight;  // (I, H) intermediate.dense
+  std::vector<float> ffn1_bias;    // (I)
+  std::vector<float> ffn2_weight;  // (H, I) output.dense
+  std::vector<float> ffn2_bias;    // (H)
+  std::vector<float> ln2_gamma;    // (H) output.LayerNorm
+  std::vector<float> ln2_beta;     // (H)
+};
+
+struct BertWeights {
+  std::vector<float> word_embeddings;      // (V, H)
+  std::vector<float> position_embeddings;  // (P, H)
+  std::vector<float> type_embeddings;      // (TV, H)
+  std::vector<float> emb_ln_gamma;         // (H)
+  std::vector<float> emb_ln_beta;          // (H)
+  std::vector<LayerWeights> layers;        // (L)
+  std::vector<float> pooler_weight;        // (H, H), empty when absent
+  std::vector<float> pooler_bias;          // (H), empty when absent
+  std::string stored_dtype;                // "F32", "F16", "BF16" or "mixed"
+};
+
+// Receives each layer's weights as soon as they are read. A caller that packs
+// them can move them out: the layer is not kept, so the loader holds one
+// layer at a time instead of the whole model.
+using LayerSink = std::function<absl::Status(int layer, LayerWeights& weights)>;
+
+// Reads every tensor of the table from `path` (a .safetensors file written by
+// BertModel, with or without the "bert." prefix), checking name, dtype and
+// shape; errors name the file and the tensor. With a `sink`, layers go there
+// and BertWeights::layers stays empty.
+absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
+                                        const ModelConfig& config,
+                                        const LayerSink& sink = nullptr);
+
+// The Hugging Face names of all tensors, in table order, for `config`
+// (without prefix). Used by the demo-model writer and tests.
+struct NamedShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+std::vector<NamedShape> WeightTable(const ModelConfig& config,
+                                    bool with_pooler);
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_CHECKPOINT_WEIGHTS_H_

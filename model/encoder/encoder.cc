@@ -1,0 +1,322 @@
+#include "model/encoder/encoder.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "model/kernels/attention.h"
+#include "model/kernels/dnnl_context.h"
+#include "model/kernels/layer_norm.h"
+#include "model/kernels/linear.h"
+#include "model/encoder/pooling.h"
+#include "common/status_macros.h"
+#include "model/checkpoint/weights.h"
+
+namespace attnserve {
+
+namespace {
+
+// Upper bound of the attention-probability scratch, in floats: groups of
+// equal-length sequences are cut so (n, heads, t, t) fits.
+constexpr int64_t kProbsScratchFloats = int64_t{8} * 12 * 128 * 128;
+
+struct PackedLayer {
+  std::unique_ptr<Linear> qkv;   // (3H, H)
+  std::unique_ptr<Linear> out;   // (H, H), residual into x
+  std::unique_ptr<Linear> ffn1;  // (I, H), GELU
+  std::unique_ptr<Linear> ffn2;  // (H, I), residual into x
+  std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;  // (H)
+};
+
+// Resizes only upward so the request path stops allocating after warm-up.
+void Grow(std::vector<float>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+}
+
+}  // namespace
+
+struct Encoder::Impl {
+  DnnlContext ctx;
+  ModelConfig config;
+  BertWeights
+      weights;  // embeddings and pooler stay host-side; layers moved out
+  std::vector<PackedLayer> layers;
+  std::unique_ptr<LayerNorm> layer_norm;
+  std::unique_ptr<Attention> attention;
+
+  std::vector<float> x;        // (rows, H) hidden states of the packed tokens
+  std::vector<float> qkv;      // (rows, 3H) fused projections
+  std::vector<float> ctx_buf;  // (rows, H) attention context, heads merged
+  std::vector<float> inter;    // (rows, I) FFN intermediate
+  std::vector<float> probs;    // (n, heads, t, t) one group's attention
+
+  absl::Status Embed(absl::Span<const SequenceTask> tasks,
+                     const std::vector<size_t>& order,
+                     const std::vector<int64_t>& row_of);
+};
+
+Encoder::Encoder(ModelInfo info, std::unique_ptr<Impl> impl)
+    : info_(std::move(info)), impl_(std::move(impl)) {}
+Encoder::~Encoder() = default;
+
+absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
+    const std::string& dir, const EncoderOptions& options) {
+  ModelInfo info;
+  ASSIGN_OR_RETURN(info.config, LoadConfig(dir));
+  const ModelConfig& c = info.config;
+  auto impl = std::make_unique<Impl>();
+  impl->config = c;
+  const int64_t h = c.hidden_size, inter = c.intermediate_size;
+  // One set of primitives per layer shape, shared by all layers.
+  DnnlContext* ctx = &impl->ctx;
+  auto kernels = [&](int64_t n, int64_t k, bool gelu, bool residual) {
+    return std::make_shared<LinearKernels>(
+        ctx, n, k, LinearSpec{gelu, residual, options.precision});
+  };
+  const auto qkv = kernels(3 * h, h, false, false);
+  const auto out = kernels(h, h, false, true);
+  const auto ffn1 = kernels(inter, h, true, false);
+  const auto ffn2 = kernels(h, inter, false, true);
+  // Each layer is packed as soon as it is read and its host copy dropped, so
+  // loading never holds two copies of the model.
+  auto pack = [&](int, LayerWeights& lw) -> absl::Status {
+    PackedLayer p;
+    ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
+                                           3 * h, h, qkv->spec(), qkv));
+    ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
+                                           h, out->spec(), out));
+    ASSIGN_OR_RETURN(p.ffn1, Linear::Create(ctx, lw.ffn1_weight, lw.ffn1_bias,
+                                            inter, h, ffn1->spec(), ffn1));
+    ASSIGN_OR_RETURN(p.ffn2, Linear::Create(ctx, lw.ffn2_weight, lw.ffn2_bias,
+                                            h, inter, ffn2->spec(), ffn2));
+    p.ln1_gamma = std::move(lw.ln1_gamma);
+    p.ln1_beta = std::move(lw.ln1_beta);
+    p.ln2_gamma = std::move(lw.ln2_gamma);
+    p.ln2_beta = std::move(lw.ln2_beta);
+    impl->layers.push_back(std::move(p));
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(impl->weights,
+                   LoadWeights(dir + "/model.safetensors", c, pack));
+  std::string base = dir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  info.name = base.substr(base.find_last_of('/') + 1);
+  info.weight_dtype = impl->weights.stored_dtype;
+  info.has_pooler = !impl->weights.pooler_weight.empty();
+  info.precision = options.precision;
+  ASSIGN_OR_RETURN(info.default_pooling, ReadDefaultPooling(dir));
+  impl->layer_norm =
+      std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
+  impl->attention =
+      std::make_unique<Attention>(&impl->ctx, c.num_heads, c.head_size());
+  // The host copies of the layer weights were freed after packing, but glibc
+  // keeps freed heap pages mapped; give them back so RSS shows the model.
+  malloc_trim(0);
+  return std::unique_ptr<Encoder>(
+      new Encoder(std::move(info), std::move(impl)));
+}
+
+absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
+                                  const std::vector<size_t>& order,
+                                  const std::vector<int64_t>& row_of) {
+  const int64_t h = config.hidden_size;
+  for (size_t i : order) {
+    const SequenceTask& task = tasks[i];
+    for (size_t t = 0; t < task.token_ids.size(); ++t) {
+      const int64_t id = task.token_ids[t];
+      const int64_t type =
+          task.token_type_ids.empty() ? 0 : task.token_type_ids[t];
+      const float* word = &weights.word_embeddings[id * h];
+      const float* pos = &weights.position_embeddings[t * h];
+      const float* typ = &weights.type_embeddings[type * h];
+      float* dst = &x[(row_of[i] + t) * h];
+      for (int64_t c = 0; c < h; ++c) dst[c] = word[c] + pos[c] + typ[c];
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
+                           absl::Span<const int32_t> token_type_ids,
+                           const ModelConfig& c) {
+  const int64_t t = token_ids.size();
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError(what);
+  };
+  if (t == 0) return bad("no tokens");
+  if (t > c.max_position_embeddings) {
+    return bad(absl::StrFormat("length %d exceeds max_position_embeddings %d",
+                               t, c.max_position_embeddings));
+  }
+  for (int64_t j = 0; j < t; ++j) {
+    if (token_ids[j] < 0 || token_ids[j] >= c.vocab_size) {
+      return bad(absl::StrFormat("token id %d at %d is outside [0, %d)",
+                                 token_ids[j], j, c.vocab_size));
+    }
+  }
+  if (token_type_ids.empty()) return absl::OkStatus();
+  if (static_cast<int64_t>(token_type_ids.size()) != t) {
+    return bad(absl::StrFormat("%d token_type_ids for %d tokens",
+                               token_type_ids.size(), t));
+  }
+  for (int64_t j = 0; j < t; ++j) {
+    if (token_type_ids[j] < 0 || token_type_ids[j] >= c.type_vocab_size) {
+      return bad(absl::StrFormat("token type id %d at %d is outside [0, %d)",
+                                 token_type_ids[j], j, c.type_vocab_size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CheckTask(const SequenceTask& task, size_t index,
+                       const ModelInfo& info) {
+  const ModelConfig& c = info.config;
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("sequence %d: %s", index, what));
+  };
+  if (absl::Status ids = CheckTokenIds(task.token_ids, task.token_type_ids, c);
+      !ids.ok()) {
+    return bad(ids.message());
+  }
+  int previous = -1;
+  for (int layer : task.attention_layers) {
+    if (layer <= previous || layer >= c.num_layers) {
+      return bad(absl::StrFormat(
+          "attention layers must be ascending and in [0, %d)", c.num_layers));
+    }
+    previous = layer;
+  }
+  if (!task.head_mask.empty() &&
+      task.head_mask.size() != size_t(c.num_layers) * c.num_heads) {
+    return bad(absl::StrFormat("head_mask has %d entries, expected %d",
+                               task.head_mask.size(),
+                               c.num_layers * c.num_heads));
+  }
+  if (task.pooling == PoolingMode::kPooler && !info.has_pooler) {
+    return bad("the checkpoint has no pooler weights");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
+    absl::Span<const SequenceTask> tasks) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  const int64_t h = c.hidden_size, heads = c.num_heads;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    RETURN_IF_ERROR(CheckTask(tasks[i], i, info_));
+  }
+  std::vector<SequenceOutput> outputs(tasks.size());
+  if (tasks.empty()) return outputs;
+
+  // Pack real tokens, longest first, so equal lengths sit side by side and
+  // share one batched attention call.
+  std::vector<size_t> order(tasks.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return tasks[a].token_ids.size() > tasks[b].token_ids.size();
+  });
+  std::vector<int64_t> row_of(tasks.size());
+  int64_t tokens = 0;
+  for (size_t i : order) {
+    row_of[i] = tokens;
+    tokens += tasks[i].token_ids.size();
+  }
+  const int64_t rows = RowBucket(tokens);
+  Grow(&m.x, rows * h);
+  Grow(&m.qkv, rows * 3 * h);
+  Grow(&m.ctx_buf, rows * h);
+  Grow(&m.inter, rows * c.intermediate_size);
+
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const int64_t t = tasks[i].token_ids.size();
+    outputs[i].attention.resize(tasks[i].attention_layers.size() * heads * t *
+                                t);
+  }
+
+  RETURN_IF_ERROR(m.Embed(tasks, order, row_of));
+  RETURN_IF_ERROR(m.layer_norm->Run(rows, m.x.data(), m.weights.emb_ln_gamma,
+                                    m.weights.emb_ln_beta));
+  for (int l = 0; l < c.num_layers; ++l) {
+    PackedLayer& layer = m.layers[l];
+    RETURN_IF_ERROR(layer.qkv->Run(tokens, m.x.data(), m.qkv.data()));
+    // Attention over groups of equal-length sequences (order is by length).
+    for (size_t g = 0; g < order.size();) {
+      const int64_t t = tasks[order[g]].token_ids.size();
+      const int64_t max_n =
+          std::max<int64_t>(1, kProbsScratchFloats / (heads * t * t));
+      size_t end = g;
+      while (end < order.size() &&
+             int64_t(tasks[order[end]].token_ids.size()) == t &&
+             int64_t(end - g) < max_n) {
+        ++end;
+      }
+      // Power-of-two group sizes keep the number of distinct primitives small.
+      int64_t n = 1;
+      while (n * 2 <= int64_t(end - g)) n *= 2;
+      Grow(&m.probs, n * heads * t * t);
+      const int64_t row = row_of[order[g]];
+      RETURN_IF_ERROR(m.attention->Run(n, t, &m.qkv[row * 3 * h],
+                                       m.probs.data(), &m.ctx_buf[row * h]));
+      m.ctx.stream.wait();
+      for (int64_t s = 0; s < n; ++s) {
+        const size_t i = order[g + s];
+        const SequenceTask& task = tasks[i];
+        const auto& wanted = task.attention_layers;
+        auto pos = std::lower_bound(wanted.begin(), wanted.end(), l);
+        if (pos != wanted.end() && *pos == l) {
+          const int64_t block = heads * t * t;  // (heads, t, t)
+          std::memcpy(&outputs[i].attention[(pos - wanted.begin()) * block],
+                      &m.probs[s * block], block * sizeof(float));
+        }
+        if (!task.head_mask.empty()) {
+          // Zeroing a head's context equals zeroing its probabilities before
+          // ·V (Hugging Face's head_mask); the maps above stay unmasked.
+          const int64_t d = c.head_size();
+          for (int64_t hh = 0; hh < heads; ++hh) {
+            if (!task.head_mask[l * heads + hh]) continue;
+            for (int64_t r = 0; r < t; ++r) {
+              std::fill_n(&m.ctx_buf[(row_of[i] + r) * h + hh * d], d, 0.f);
+            }
+          }
+        }
+      }
+      g += n;
+    }
+    RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), m.x.data()));
+    RETURN_IF_ERROR(
+        m.layer_norm->Run(rows, m.x.data(), layer.ln1_gamma, layer.ln1_beta));
+    RETURN_IF_ERROR(layer.ffn1->Run(tokens, m.x.data(), m.inter.data()));
+    RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), m.x.data()));
+    RETURN_IF_ERROR(
+        m.layer_norm->Run(rows, m.x.data(), layer.ln2_gamma, layer.ln2_beta));
+  }
+  m.ctx.stream.wait();
+
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const SequenceTask& task = tasks[i];
+    const int64_t t = task.token_ids.size();
+    const float* hidden = &m.x[row_of[i] * h];  // (t, H)
+    if (task.want_hidden) outputs[i].hidden.assign(hidden, hidden + t * h);
+    if (task.pooling != PoolingMode::kNone) {
+      outputs[i].embedding =
+          Pool(task.pooling, hidden, t, h, m.weights.pooler_weight,
+               m.weights.pooler_bias);
+      if (task.normalize) L2Normalize(&outputs[i].embedding);
+    }
+  }
+  return outputs;
+}
+
+}  // namespace attnserve

@@ -1,0 +1,72 @@
+// The BERT encoder: loads a Hugging Face checkpoint and runs batched forward
+// passes on oneDNN.
+//
+// Threads: Load() may run on any thread. Forward() must be called from one
+// thread at a time (the server's inference thread): it owns the oneDNN stream,
+// the cached primitives and the scratch buffers. info() is immutable after
+// Load.
+#ifndef ATTNSERVE_MODEL_ENCODER_ENCODER_H_
+#define ATTNSERVE_MODEL_ENCODER_ENCODER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/checkpoint/config.h"
+#include "model/types.h"
+
+namespace attnserve {
+
+struct EncoderOptions {
+  Precision precision =
+      Precision::kFloat32;  // compute precision of the matmuls
+};
+
+// What the loader found; immutable after Load.
+struct ModelInfo {
+  std::string name;  // the model directory's base name
+  ModelConfig config;
+  std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
+  bool has_pooler = false;
+  PoolingMode default_pooling = PoolingMode::kCls;
+  Precision precision = Precision::kFloat32;
+};
+
+// Checks one sequence's ids against `config`: 1 ≤ T ≤ max_position_embeddings,
+// ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
+// in [0, type_vocab_size). InvalidArgument says which value and the limit.
+absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
+                           absl::Span<const int32_t> token_type_ids,
+                           const ModelConfig& config);
+
+class Encoder {
+ public:
+  // Reads `dir`/config.json and `dir`/model.safetensors, checks every tensor,
+  // packs the weights for oneDNN. Errors name the file and the tensor or key.
+  static absl::StatusOr<std::unique_ptr<Encoder>> Load(
+      const std::string& dir, const EncoderOptions& options = {});
+  ~Encoder();
+
+  const ModelInfo& info() const { return info_; }
+
+  // Runs all `tasks` as one batch: real tokens are packed (no padding in the
+  // linear layers), attention runs per sequence. Returns one output per task.
+  // InvalidArgument for an out-of-range id or bad shape; never crashes on
+  // input.
+  absl::StatusOr<std::vector<SequenceOutput>> Forward(
+      absl::Span<const SequenceTask> tasks);
+
+ private:
+  struct Impl;
+  Encoder(ModelInfo info, std::unique_ptr<Impl> impl);
+
+  ModelInfo info_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_ENCODER_ENCODER_H_

@@ -1,0 +1,213 @@
+#include "model/encoder/head_ranking.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+
+namespace attnserve {
+namespace {
+
+// The checks Encoder::Forward would make, worded for the caller's sequence
+// index (Forward only knows its position inside one packed call).
+absl::Status CheckSequence(const RankSequence& s, size_t index,
+                           const ModelConfig& c) {
+  absl::Status status = CheckTokenIds(s.token_ids, s.token_type_ids, c);
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "rank heads: sequences[%d]: %s", index, status.message()));
+}
+
+// 1 − cos(a, b) in double; see HeadImportance for zero vectors.
+double CosineDistance(const std::vector<float>& a,
+                      const std::vector<float>& b) {
+  double dot = 0, aa = 0, bb = 0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    dot += double{a[k]} * b[k];
+    aa += double{a[k]} * a[k];
+    bb += double{b[k]} * b[k];
+  }
+  if (aa == 0 || bb == 0) return aa == bb ? 0.0 : 1.0;
+  const double cos = dot / (std::sqrt(aa) * std::sqrt(bb));
+  return 1.0 - std::clamp(cos, -1.0, 1.0);
+}
+
+void SortByImportance(std::vector<HeadImportance>* v) {
+  // Stable on a list built in (layer, head) order: ties keep that order.
+  std::stable_sort(v->begin(), v->end(),
+                   [](const HeadImportance& a, const HeadImportance& b) {
+                     return a.importance > b.importance;
+                   });
+}
+
+}  // namespace
+
+absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
+    const ModelInfo& info, std::vector<RankSequence> sequences,
+    PoolingMode pooling, const RankHeadsLimits& limits) {
+  const ModelConfig& c = info.config;
+  const int64_t n_layers = c.num_layers, n_heads = c.num_heads;
+
+  // Validate everything before anything runs.
+  if (sequences.empty()) {
+    return absl::InvalidArgumentError(
+        "rank heads: no sequences; send at least one");
+  }
+  if (pooling == PoolingMode::kNone) {
+    return absl::InvalidArgumentError(
+        "rank heads: needs a pooled output; choose CLS, mean or pooler "
+        "pooling");
+  }
+  if (pooling == PoolingMode::kPooler && !info.has_pooler) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rank heads: model %s has no pooler weights; choose CLS or mean "
+        "pooling",
+        info.name));
+  }
+  if (limits.tokens_per_pass < 1 || limits.max_ablation_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rank heads: limits must be positive (tokens_per_pass %d, "
+        "max_ablation_tokens %d)",
+        limits.tokens_per_pass, limits.max_ablation_tokens));
+  }
+  int64_t total_tokens = 0;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    RETURN_IF_ERROR(CheckSequence(sequences[s], s, c));
+    total_tokens += sequences[s].token_ids.size();
+  }
+  // Per sequence: unmasked, each head alone, each whole layer. T is at most
+  // max_position_embeddings, so the product stays far from overflow.
+  const int64_t runs = 1 + n_layers * n_heads + n_layers;
+  const int64_t work = total_tokens * runs;
+  if (work > limits.max_ablation_tokens) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "rank heads: %d sequences of %d tokens in all need %d tokens of "
+        "forward passes (each sequence runs %d times: unmasked, %d single "
+        "heads, %d whole layers), more than the limit of %d; send fewer or "
+        "shorter sequences, at most %d tokens in all for this model",
+        sequences.size(), total_tokens, work, runs, n_layers * n_heads,
+        n_layers, limits.max_ablation_tokens,
+        limits.max_ablation_tokens / runs));
+  }
+
+  RankHeadsJob job;
+  job.pooling_ = pooling;
+  job.tokens_per_pass_ = limits.tokens_per_pass;
+  job.layers_ = n_layers;
+  job.heads_ = n_heads;
+  job.hidden_ = c.hidden_size;
+  job.runs_ = runs;
+  job.n_tasks_ = int64_t(sequences.size()) * runs;
+  job.ablation_tokens_ = work;
+  job.reference_.resize(sequences.size());
+  job.head_sum_.assign(n_layers * n_heads, 0.0);
+  job.layer_sum_.assign(n_layers, 0.0);
+  job.sequences_ = std::move(sequences);
+  return job;
+}
+
+std::vector<SequenceTask> RankHeadsJob::NextPass() {
+  // Task k is run r = k mod runs of sequence k / runs: r = 0 unmasked,
+  // 1..L·H head r−1 (layer-major), then the L whole layers.
+  std::vector<SequenceTask> pass;
+  int64_t tokens = 0;
+  for (int64_t k = added_; k < n_tasks_; ++k) {
+    const RankSequence& seq = sequences_[k / runs_];
+    const int64_t t = seq.token_ids.size();
+    if (!pass.empty() && tokens + t > tokens_per_pass_) break;
+    const int64_t r = k % runs_;
+    SequenceTask task;
+    task.token_ids = seq.token_ids;
+    task.token_type_ids = seq.token_type_ids;
+    task.pooling = pooling_;
+    if (r > 0) {
+      task.head_mask.assign(layers_ * heads_, 0);  // (L, H)
+      if (r <= layers_ * heads_) {
+        task.head_mask[r - 1] = 1;
+      } else {
+        std::fill_n(&task.head_mask[(r - 1 - layers_ * heads_) * heads_],
+                    heads_, 1);
+      }
+    }
+    pass.push_back(std::move(task));
+    tokens += t;
+  }
+  pass_end_ = added_ + pass.size();
+  return pass;
+}
+
+absl::Status RankHeadsJob::AddResults(
+    absl::Span<const SequenceOutput> outputs) {
+  if (pass_end_ == added_) {
+    return absl::FailedPreconditionError(
+        "rank heads: results added without an outstanding NextPass()");
+  }
+  if (int64_t(outputs.size()) != pass_end_ - added_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("rank heads: %d outputs for a pass of %d tasks",
+                        outputs.size(), pass_end_ - added_));
+  }
+  for (const SequenceOutput& out : outputs) {
+    if (int64_t(out.embedding.size()) != hidden_) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("rank heads: an output has %d pooled values, not %d",
+                          out.embedding.size(), hidden_));
+    }
+  }
+  for (int64_t k = added_; k < pass_end_; ++k) {
+    const int64_t s = k / runs_, r = k % runs_;
+    const std::vector<float>& embedding = outputs[k - added_].embedding;
+    if (r == 0) {
+      reference_[s] = embedding;
+      continue;
+    }
+    const double d = CosineDistance(embedding, reference_[s]);
+    if (r <= layers_ * heads_) {
+      head_sum_[r - 1] += d;
+    } else {
+      layer_sum_[r - 1 - layers_ * heads_] += d;
+    }
+  }
+  added_ = pass_end_;
+  ++forward_passes_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HeadRanking> RankHeadsJob::Result() const {
+  if (!done()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("rank heads: %d of %d tasks done", added_, n_tasks_));
+  }
+  HeadRanking ranking;
+  const double n_seq = sequences_.size();
+  for (int l = 0; l < layers_; ++l) {
+    for (int h = 0; h < heads_; ++h) {
+      ranking.heads.push_back({l, h, head_sum_[l * heads_ + h] / n_seq});
+    }
+    ranking.layers.push_back({l, -1, layer_sum_[l] / n_seq});
+  }
+  SortByImportance(&ranking.heads);
+  SortByImportance(&ranking.layers);
+  ranking.forward_passes = forward_passes_;
+  ranking.ablation_tokens = ablation_tokens_;
+  return ranking;
+}
+
+absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
+                                      absl::Span<const RankSequence> sequences,
+                                      PoolingMode pooling,
+                                      const RankHeadsLimits& limits) {
+  ASSIGN_OR_RETURN(
+      RankHeadsJob job,
+      RankHeadsJob::Create(encoder.info(), {sequences.begin(), sequences.end()},
+                           pooling, limits));
+  while (!job.done()) {
+    ASSIGN_OR_RETURN(std::vector<SequenceOutput> outputs,
+                     encoder.Forward(job.NextPass()));
+    RETURN_IF_ERROR(job.AddResults(outputs));
+  }
+  return job.Result();
+}
+
+}  // namespace attnserve

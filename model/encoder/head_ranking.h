@@ -1,0 +1,127 @@
+// Which heads matter for some sentences: mask each head alone (and each whole
+// layer), and measure how far the pooled output moves (Michel et al. 2019,
+// "Are Sixteen Heads Really Better than One?", with cosine distance of the
+// pooled output in place of a task loss).
+//
+// Threads: RankHeads runs Encoder::Forward, so it must be called where
+// Forward may be called (the server's inference thread); RankHeadsJob splits
+// the same work so validation needs no model and passes can interleave.
+#ifndef ATTNSERVE_MODEL_ENCODER_HEAD_RANKING_H_
+#define ATTNSERVE_MODEL_ENCODER_HEAD_RANKING_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/encoder/encoder.h"
+
+namespace attnserve {
+
+struct RankHeadsLimits {
+  // Tokens of one batched Forward call: the ablation tasks are packed into
+  // calls of at most this many tokens (a task longer than this runs alone).
+  // The encoder keeps scratch for its largest call (≈ 28 KB per token for
+  // BERT-base), so pass the server's max batch tokens (its default is 8192).
+  int64_t tokens_per_pass = 8192;
+  // Cap on the whole request's work, Σ_seq T·(1 + L·H + L) tokens of forward
+  // passes; ≈ 0.8 ms per token for BERT-base fp32 on 2 cores, so the default
+  // is ≈ 25 s (e.g. one 16-token sentence is 2 512 tokens of work).
+  int64_t max_ablation_tokens = 32768;
+};
+
+// One input sequence, as the tokenizer makes it.
+struct RankSequence {
+  std::vector<int32_t> token_ids;       // (T) including [CLS]/[SEP]
+  std::vector<int32_t> token_type_ids;  // (T), or empty = all 0
+};
+
+struct HeadImportance {
+  int layer = 0;
+  int head = 0;  // -1 in HeadRanking::layers: all heads of the layer
+  // Mean over sequences of 1 − cos(pooled with the head(s) masked, pooled
+  // unmasked); 0 = no effect, up to 2. A zero pooled vector counts as
+  // cos = 1 against another zero vector and 0 against anything else.
+  double importance = 0;
+};
+
+struct HeadRanking {
+  std::vector<HeadImportance> heads;   // (L·H) most important first
+  std::vector<HeadImportance> layers;  // (L) most important first
+  // Ties keep (layer, head) order. What was run:
+  int64_t forward_passes = 0;   // Forward calls
+  int64_t ablation_tokens = 0;  // Σ_seq T·(1 + L·H + L)
+};
+
+// The ablations of one request as a job the caller runs pass by pass, so a
+// server can validate on its request thread (Create reads only ModelInfo)
+// and run the passes on its inference thread, between other batches:
+//
+//   ASSIGN_OR_RETURN(RankHeadsJob job, RankHeadsJob::Create(info, seqs));
+//   while (!job.done()) {
+//     ASSIGN_OR_RETURN(auto outputs, encoder.Forward(job.NextPass()));
+//     RETURN_IF_ERROR(job.AddResults(outputs));
+//   }
+//   ASSIGN_OR_RETURN(HeadRanking ranking, job.Result());
+//
+// Per sequence it makes 1 unmasked task, L·H tasks with one head masked and
+// L tasks with one whole layer masked, in that order (each sequence's
+// unmasked output arrives before its ablations).
+// Threads: a job belongs to one thread at a time; it shares nothing.
+class RankHeadsJob {
+ public:
+  // InvalidArgument for no sequences, a sequence the encoder would refuse
+  // (empty, too long, ids out of range; named by its index), pooling kNone,
+  // kPooler without pooler weights, or non-positive limits;
+  // ResourceExhausted when the work exceeds limits.max_ablation_tokens (the
+  // message says how much fits).
+  static absl::StatusOr<RankHeadsJob> Create(
+      const ModelInfo& info, std::vector<RankSequence> sequences,
+      PoolingMode pooling = PoolingMode::kMean,
+      const RankHeadsLimits& limits = {});
+
+  // True once every task's output has been added.
+  bool done() const { return added_ == n_tasks_; }
+  int64_t ablation_tokens() const { return ablation_tokens_; }
+
+  // The next pass: consecutive tasks of at most tokens_per_pass tokens (at
+  // least one task). Until AddResults, calling it again returns the same
+  // pass. Empty when done().
+  std::vector<SequenceTask> NextPass();
+
+  // `outputs`: Encoder::Forward's answer to the last NextPass(), in order.
+  // FailedPrecondition without a pass outstanding; InvalidArgument when the
+  // count or an embedding's size does not match.
+  absl::Status AddResults(absl::Span<const SequenceOutput> outputs);
+
+  // FailedPrecondition until done().
+  absl::StatusOr<HeadRanking> Result() const;
+
+ private:
+  RankHeadsJob() = default;
+
+  std::vector<RankSequence> sequences_;
+  PoolingMode pooling_ = PoolingMode::kMean;
+  int64_t tokens_per_pass_ = 0;
+  int64_t layers_ = 0, heads_ = 0, hidden_ = 0;
+  int64_t runs_ = 0;     // tasks per sequence: 1 + L·H + L
+  int64_t n_tasks_ = 0;  // sequences · runs
+  int64_t ablation_tokens_ = 0;
+  int64_t added_ = 0;     // tasks whose outputs were added
+  int64_t pass_end_ = 0;  // end of the outstanding pass; == added_ if none
+  int64_t forward_passes_ = 0;                 // passes added
+  std::vector<std::vector<float>> reference_;  // (sequences, hidden) unmasked
+  std::vector<double> head_sum_;               // (L, H) Σ_seq 1 − cos
+  std::vector<double> layer_sum_;              // (L)
+};
+
+// The whole job in one call on `encoder` (which must be free to run Forward
+// on this thread); errors as RankHeadsJob::Create and Encoder::Forward.
+absl::StatusOr<HeadRanking> RankHeads(Encoder& encoder,
+                                      absl::Span<const RankSequence> sequences,
+                                      PoolingMode pooling = PoolingMode::kMean,
+                                      const RankHeadsLimits& limits = {});
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_ENCODER_HEAD_RANKING_H_

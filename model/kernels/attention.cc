@@ -1,0 +1,114 @@
+#include "model/kernels/attention.h"
+
+#include <cmath>
+#include <vector>
+
+namespace attnserve {
+
+using dnnl::memory;
+using dt = dnnl::memory::data_type;
+
+struct Attention::Kernel {
+  memory::desc q, kt, v, scores, out;
+  dnnl::matmul score_mm;  // (n·heads, t, d) × (n·heads, d, t)
+  dnnl::softmax_forward softmax;
+  dnnl::matmul context_mm;  // (n·heads, t, t) × (n·heads, t, d)
+};
+
+Attention::Attention(DnnlContext* ctx, int heads, int head_size)
+    : ctx_(ctx), heads_(heads), head_size_(head_size) {}
+Attention::~Attention() = default;
+
+absl::Status Attention::Create(int64_t n, int64_t t, Kernel* k) {
+  return CatchDnnl("create attention", [&] {
+    const int64_t h = heads_, d = head_size_, hd = h * d;
+    // 4-D views (n, heads, rows, cols) with explicit strides into the fused
+    // (n, t, 3, heads, d) buffer: no copies to split heads.
+    k->q = memory::desc({n, h, t, d}, dt::f32, {t * 3 * hd, d, 3 * hd, 1});
+    k->kt = memory::desc({n, h, d, t}, dt::f32, {t * 3 * hd, d, 1, 3 * hd});
+    k->v = memory::desc({n, h, t, d}, dt::f32, {t * 3 * hd, d, 3 * hd, 1});
+    k->scores = memory::desc({n, h, t, t}, dt::f32, memory::format_tag::abcd);
+    // Heads merged back into (n, t, heads·d) by destination strides.
+    k->out = memory::desc({n, h, t, d}, dt::f32, {t * hd, d, hd, 1});
+
+    dnnl::primitive_attr scale;
+    scale.set_output_scales(0, {1.f / std::sqrt(static_cast<float>(d))});
+    k->score_mm = dnnl::matmul(dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(k->q, k->kt, k->scores), scale, ctx_->engine));
+    k->softmax = dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference,
+                                    k->scores, 3),
+        ctx_->engine));
+    k->context_mm = dnnl::matmul(dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(k->scores, k->v, k->out), ctx_->engine));
+  });
+}
+
+absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
+                            float* probs, float* out) {
+  auto& slot = kernels_[{n, t}];
+  if (slot == nullptr) {
+    auto kernel = std::make_unique<Kernel>();
+    absl::Status status = Create(n, t, kernel.get());
+    if (!status.ok()) {
+      kernels_.erase({n, t});
+      return status;
+    }
+    slot = std::move(kernel);
+  }
+  Kernel& k = *slot;
+  const int64_t hd = int64_t{heads_} * head_size_;
+  float* base = const_cast<float*>(qkv);
+  return CatchDnnl("attention", [&] {
+    memory q(k.q, ctx_->engine, base);
+    memory kt(k.kt, ctx_->engine, base + hd);
+    memory v(k.v, ctx_->engine, base + 2 * hd);
+    memory scores(k.scores, ctx_->engine, probs);
+    memory o(k.out, ctx_->engine, out);
+    k.score_mm.execute(
+        ctx_->stream,
+        {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, kt}, {DNNL_ARG_DST, scores}});
+    k.softmax.execute(ctx_->stream,
+                      {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, scores}});
+    k.context_mm.execute(
+        ctx_->stream,
+        {{DNNL_ARG_SRC, scores}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
+  });
+}
+
+void ReferenceAttention(int64_t n, int64_t t, int heads, int head_size,
+                        const float* qkv, float* probs, float* out) {
+  const int64_t d = head_size, hd = heads * d;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  std::vector<double> row(t);
+  for (int64_t s = 0; s < n; ++s) {
+    const float* x = qkv + s * t * 3 * hd;  // (t, 3, heads, d)
+    for (int h = 0; h < heads; ++h) {
+      for (int64_t i = 0; i < t; ++i) {
+        double max = -INFINITY;
+        for (int64_t j = 0; j < t; ++j) {
+          double dot = 0;
+          for (int64_t c = 0; c < d; ++c) {
+            dot += double{x[i * 3 * hd + h * d + c]} *
+                   x[j * 3 * hd + hd + h * d + c];
+          }
+          row[j] = dot * scale;
+          max = std::max(max, row[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < t; ++j) sum += row[j] = std::exp(row[j] - max);
+        float* p = probs + ((s * heads + h) * t + i) * t;
+        for (int64_t j = 0; j < t; ++j) p[j] = static_cast<float>(row[j] / sum);
+        for (int64_t c = 0; c < d; ++c) {
+          double acc = 0;
+          for (int64_t j = 0; j < t; ++j) {
+            acc += row[j] / sum * x[j * 3 * hd + 2 * hd + h * d + c];
+          }
+          out[(s * t + i) * hd + h * d + c] = static_cast<float>(acc);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace attnserve

@@ -1,0 +1,92 @@
+// A fully connected layer on oneDNN: y (M, N) = [y +] act(x (M, K) · Wᵀ + b).
+//
+// Weights are packed once, at construction, into the blocked layout oneDNN
+// prefers (f32, bf16, or s8 with per-output-channel scales). Primitives do not
+// depend on the weight values, so every layer of one shape shares one
+// LinearKernels: a primitive per row-count bucket, created once and reused.
+// Not thread-safe: owned by the inference thread.
+#ifndef ATTNSERVE_MODEL_KERNELS_LINEAR_H_
+#define ATTNSERVE_MODEL_KERNELS_LINEAR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/kernels/dnnl_context.h"
+#include "model/types.h"
+
+namespace attnserve {
+
+struct LinearSpec {
+  bool gelu = false;      // erf GELU after the bias
+  bool residual = false;  // add the result to what y already holds
+  Precision precision = Precision::kFloat32;
+};
+
+// Rows are computed in buckets so a few primitives serve every batch size:
+// callers must size x and y for RowBucket(M) rows (rows past M are scratch).
+int64_t RowBucket(int64_t m);
+
+// The primitives (and their activation scratch) of one (N, K, spec).
+class LinearKernels {
+ public:
+  struct Kernel;
+  LinearKernels(DnnlContext* ctx, int64_t n, int64_t k, LinearSpec spec);
+  ~LinearKernels();
+
+  // The kernel for `rows` rows; created on first use. `packed` is the layout
+  // the first kernel chose; later ones are asked to read that one too.
+  absl::StatusOr<Kernel*> Get(int64_t rows);
+
+  DnnlContext* ctx() const { return ctx_; }
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  const LinearSpec& spec() const { return spec_; }
+
+ private:
+  DnnlContext* ctx_;
+  int64_t n_, k_;
+  LinearSpec spec_;
+  dnnl::memory::desc packed_;  // the preferred weight layout, once known
+  std::map<int64_t, std::unique_ptr<Kernel>> kernels_;  // by rows
+};
+
+class Linear {
+ public:
+  // weight: (N, K) row-major, as PyTorch's Linear stores it; bias: (N).
+  // `kernels` may be shared with other layers of the same shape and spec;
+  // null = private ones.
+  static absl::StatusOr<std::unique_ptr<Linear>> Create(
+      DnnlContext* ctx, const std::vector<float>& weight,
+      const std::vector<float>& bias, int64_t n, int64_t k, LinearSpec spec,
+      std::shared_ptr<LinearKernels> kernels = nullptr);
+  ~Linear();
+
+  // x: (RowBucket(m), K) f32; y: (RowBucket(m), N) f32.
+  absl::Status Run(int64_t m, const float* x, float* y);
+
+  // Bytes held by the packed weights, scales and bias.
+  size_t weight_bytes() const;
+
+ private:
+  explicit Linear(std::shared_ptr<LinearKernels> kernels);
+  // The packed weights in the layout `kernel` reads (repacked on demand in
+  // the rare case oneDNN insists on another layout for some row count).
+  absl::StatusOr<dnnl::memory> WeightsFor(const LinearKernels::Kernel& kernel);
+  absl::Status RunInt8(LinearKernels::Kernel* kernel, int64_t m, const float* x,
+                       float* y);
+
+  std::shared_ptr<LinearKernels> kernels_;
+  std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
+  std::vector<float> scales_;  // (N) int8: W[n, :] ≈ scales_[n] · W_s8[n, :]
+  std::vector<float> call_scales_;  // (N) int8: activation scale · scales_
+  std::vector<float> call_bias_;    // (N) int8: bias_ / call_scales_
+  std::vector<float> bias_;         // (N)
+  dnnl::memory bias_mem_;           // (1, N) f32 over bias_
+};
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_KERNELS_LINEAR_H_
