@@ -8,92 +8,23 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "server/index_list.h"
+#include "server/response_size.h"
 
 namespace attnserve {
 namespace {
 
-// Upper bounds of the encoded size of the small messages, counted in the
-// response size with the tensors: a HeadStats is 2 varints and 8 floats
-// (≤ 54 bytes with its tags and length); a LayerStats besides its matrix
-// holds a varint, a float, a shape and the framing.
-constexpr int64_t kHeadStatsBytes = 64;
-constexpr int64_t kLayerStatsBytes = 64;
-
-std::string MiB(int64_t bytes) {
-  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-}
-
-// Checks `indices` (field name `field`) against [0, limit) and for repeats;
-// empty means all of [0, limit). Returns the indices in request order.
-absl::StatusOr<std::vector<int>> SelectIndices(
-    const google::protobuf::RepeatedField<int32_t>& indices,
-    const std::string& field, int limit, const char* limit_name) {
-  std::vector<int> selected;
-  if (indices.empty()) {
-    selected.resize(limit);
-    std::iota(selected.begin(), selected.end(), 0);
-    return selected;
-  }
-  std::vector<int> first_seen(limit, -1);
-  for (int i = 0; i < indices.size(); ++i) {
-    const int32_t v = indices[i];
-    if (v < 0 || v >= limit) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i, "] = ", v, " is out of range [0, ", limit,
-                       ") (the model has ", limit, " ", limit_name, ")"));
-    }
-    if (first_seen[v] >= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i, "] = ", v, " repeats ", field, "[",
-                       first_seen[v], "]: list each index once"));
-    }
-    first_seen[v] = i;
-    selected.push_back(v);
-  }
-  return selected;
-}
-
 // A token_ids sequence against the model.
 absl::Status CheckIdSequence(const v1::Sequence& seq, int s,
                              const ModelConfig& config) {
-  const int n = seq.token_ids_size();
-  if (n == 0) {
+  const std::string field = absl::StrCat("sequences[", s, "]");
+  if (seq.token_ids().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "sequences[", s,
-        "].token_ids is empty and text is unset: every sequence needs token "
+        field,
+        ".token_ids is empty and text is unset: every sequence needs token "
         "ids (usually [CLS] ... [SEP]) or text"));
   }
-  if (n > config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sequences[", s, "] has ", n,
-        " tokens, more than the model's max_position_embeddings = ",
-        config.max_position_embeddings));
-  }
-  for (int i = 0; i < n; ++i) {
-    const int32_t id = seq.token_ids(i);
-    if (id < 0 || id >= config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sequences[", s, "].token_ids[", i, "] = ", id,
-          " is out of range [0, ", config.vocab_size, ") (vocab_size)"));
-    }
-  }
-  const int n_types = seq.token_type_ids_size();
-  if (n_types != 0 && n_types != n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequences[", s, "].token_type_ids has ", n_types,
-                     " entries but token_ids has ", n,
-                     ": send one type id per token, or none for all 0"));
-  }
-  for (int i = 0; i < n_types; ++i) {
-    const int32_t type = seq.token_type_ids(i);
-    if (type < 0 || type >= config.type_vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequences[", s, "].token_type_ids[", i, "] = ", type,
-                       " is out of range [0, ", config.type_vocab_size,
-                       ") (type_vocab_size)"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckTokenIds(seq.token_ids(), seq.token_type_ids(), config, field);
 }
 
 absl::Status NoTokenizerError(const std::string& field,
@@ -190,19 +121,17 @@ absl::StatusOr<InputSequence> ResolveSequence(const v1::Sequence& seq, int s,
   return input;
 }
 
-absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
-                                          const ModelInfo& info) {
-  switch (request.pooling()) {
+// The one mapping of the proto's Pooling to the model's: UNSPECIFIED is
+// `unspecified` (each RPC has its own default), POOLER needs pooler weights
+// (else the message offers `alternatives`).
+absl::StatusOr<PoolingMode> ToPoolingMode(v1::Pooling pooling,
+                                          PoolingMode unspecified,
+                                          const ModelInfo& info,
+                                          absl::string_view alternatives) {
+  switch (pooling) {
     case v1::POOLING_UNSPECIFIED:
-      // The model's default, and an embedding is returned: see the Pooling
-      // comment in the proto.
-      return info.default_pooling;
+      return unspecified;
     case v1::POOLING_NONE:
-      if (request.normalize()) {
-        return absl::InvalidArgumentError(
-            "normalize = true needs an embedding, but pooling = POOLING_NONE: "
-            "choose POOLING_CLS, POOLING_MEAN or POOLING_POOLER");
-      }
       return PoolingMode::kNone;
     case v1::POOLING_CLS:
       return PoolingMode::kCls;
@@ -210,26 +139,45 @@ absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
       return PoolingMode::kMean;
     case v1::POOLING_POOLER:
       if (!info.has_pooler) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "pooling = POOLING_POOLER but model \"", info.name,
-            "\" has no pooler weights: use POOLING_CLS or POOLING_MEAN"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("pooling = POOLING_POOLER but model \"", info.name,
+                         "\" has no pooler weights: ", alternatives));
       }
       return PoolingMode::kPooler;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("pooling = ", static_cast<int>(request.pooling()),
-                       " is not a Pooling value"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "pooling = ", static_cast<int>(pooling), " is not a Pooling value"));
   }
+}
+
+// Encode: unset is the model's default, and an embedding is returned (see
+// the Pooling comment in the proto).
+absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
+                                          const ModelInfo& info) {
+  absl::StatusOr<PoolingMode> mode =
+      ToPoolingMode(request.pooling(), info.default_pooling, info,
+                    "use POOLING_CLS or POOLING_MEAN");
+  if (mode.ok() && request.pooling() == v1::POOLING_NONE &&
+      request.normalize()) {
+    return absl::InvalidArgumentError(
+        "normalize = true needs an embedding, but pooling = POOLING_NONE: "
+        "choose POOLING_CLS, POOLING_MEAN or POOLING_POOLER");
+  }
+  return mode;
 }
 
 absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(
     const v1::EncodeRequest& request, const ModelConfig& config) {
-  std::vector<uint8_t> mask;
+  std::vector<uint8_t> mask;  // (layers, heads), 1 = masked
   if (request.head_mask().empty()) return mask;
-  mask.assign(static_cast<size_t>(config.num_layers) * config.num_heads, 0);
-  std::vector<int> first_seen(mask.size(), -1);
-  for (int i = 0; i < request.head_mask_size(); ++i) {
-    const v1::HeadRef& ref = request.head_mask(i);
+  const auto& refs = request.head_mask();
+  IndexList list;
+  list.size = refs.size();
+  list.limit = int64_t{config.num_layers} * config.num_heads;
+  list.field = "head_mask";
+  list.noun = "head";
+  list.index_of = [&](int i) -> absl::StatusOr<int64_t> {
+    const v1::HeadRef& ref = refs[i];
     if (ref.layer() < 0 || ref.layer() >= config.num_layers) {
       return absl::InvalidArgumentError(
           absl::StrCat("head_mask[", i, "].layer = ", ref.layer(),
@@ -241,16 +189,16 @@ absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(
           "head_mask[", i, "].head = ", ref.head(), " is out of range [0, ",
           config.num_heads, ") (the model has ", config.num_heads, " heads)"));
     }
-    const size_t k =
-        static_cast<size_t>(ref.layer()) * config.num_heads + ref.head();
-    if (first_seen[k] >= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "head_mask[", i, "] = (layer ", ref.layer(), ", head ", ref.head(),
-          ") repeats head_mask[", first_seen[k], "]: list each head once"));
-    }
-    first_seen[k] = i;
-    mask[k] = 1;
-  }
+    return int64_t{ref.layer()} * config.num_heads + ref.head();
+  };
+  list.describe = [&](int i) {
+    return absl::StrCat("head_mask[", i, "] = (layer ", refs[i].layer(),
+                        ", head ", refs[i].head(), ")");
+  };
+  absl::StatusOr<std::vector<int64_t>> masked = CheckIndexList(list);
+  if (!masked.ok()) return masked.status();
+  mask.assign(list.limit, 0);
+  for (int64_t k : *masked) mask[k] = 1;
   return mask;
 }
 
@@ -306,24 +254,27 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
       shortest_at = static_cast<int>(s);
     }
   }
-  std::vector<int> first_seen(shortest, -1);
-  for (int i = 0; i < a.query_positions_size(); ++i) {
-    const int32_t q = a.query_positions(i);
-    if (q < 0 || q >= shortest) {
+  const auto& positions = a.query_positions();
+  IndexList list;
+  list.size = positions.size();
+  list.limit = shortest;
+  list.field = "attention.query_positions";
+  list.noun = "position";
+  list.describe = [&](int i) {
+    return absl::StrCat("attention.query_positions[", i, "] = ", positions[i]);
+  };
+  list.index_of = [&](int i) -> absl::StatusOr<int64_t> {
+    if (positions[i] < 0 || positions[i] >= shortest) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "attention.query_positions[", i, "] = ", q, " is out of range [0, ",
-          shortest, ") for sequences[", shortest_at, "], which has ", shortest,
+          list.describe(i), " is out of range [0, ", shortest,
+          ") for sequences[", shortest_at, "], which has ", shortest,
           " tokens (positions must exist in every sequence of the request)"));
     }
-    if (first_seen[q] >= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("attention.query_positions[", i, "] = ", q,
-                       " repeats attention.query_positions[", first_seen[q],
-                       "]: list each position once"));
-    }
-    first_seen[q] = i;
-    spec->query_positions.push_back(q);
-  }
+    return positions[i];
+  };
+  absl::StatusOr<std::vector<int64_t>> rows = CheckIndexList(list);
+  if (!rows.ok()) return rows.status();
+  spec->query_positions = *std::move(rows);
 
   switch (a.dtype()) {
     case v1::DATA_TYPE_UNSPECIFIED:
@@ -342,85 +293,6 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
     spec->sep_id = model.tokenizer->TokenToId("[SEP]").value_or(-1);
   }
   return absl::OkStatus();
-}
-
-// The response's payload by part, computed before running.
-struct ResponseSize {
-  int64_t tokens = 0;  // token_ids and tokens
-  int64_t hidden = 0;
-  int64_t embedding = 0;
-  int64_t maps = 0;
-  int64_t stats = 0;
-  int64_t rollout = 0;
-  int64_t total() const {
-    return tokens + hidden + embedding + maps + stats + rollout;
-  }
-};
-
-ResponseSize SizeOfResponse(const OutputSpec& spec,
-                            const std::vector<InputSequence>& inputs,
-                            const ModelConfig& config) {
-  ResponseSize size;
-  const int64_t hidden = config.hidden_size;
-  const int64_t dtype_bytes = spec.attention_dtype == v1::FLOAT16 ? 2 : 4;
-  const int64_t layers = spec.attention_layers.size();
-  const int64_t heads = spec.attention_heads.size();
-  for (const InputSequence& input : inputs) {
-    const int64_t t = input.ids.size();
-    size.tokens += 5 * t;  // varint ids < 2^31
-    for (const std::string& token : input.tokens) {
-      size.tokens += token.size() + 3;  // tag, length, bytes
-    }
-    if (spec.hidden_states) size.hidden += t * hidden * 4;
-    if (spec.embedding) size.embedding += hidden * 4;
-    const int64_t rows =
-        spec.query_positions.empty() ? t : spec.query_positions.size();
-    if (spec.attention) size.maps += layers * heads * rows * t * dtype_bytes;
-    if (spec.stats) {
-      size.stats += layers * heads * kHeadStatsBytes +
-                    layers * (heads * heads * 4 + kLayerStatsBytes);
-    }
-    if (spec.rollout) size.rollout += t * t * 4;
-  }
-  return size;
-}
-
-absl::Status ResponseTooLarge(const ResponseSize& size, const OutputSpec& spec,
-                              const RequestLimits& limits) {
-  const int64_t bytes = size.total();
-  std::vector<std::string> parts;
-  auto part = [&](int64_t n, const char* what) {
-    if (n > 0) parts.push_back(absl::StrCat(what, " ", n));
-  };
-  part(size.maps, "attention maps");
-  part(size.hidden, "hidden states");
-  part(size.rollout, "rollout");
-  part(size.stats, "statistics");
-  part(size.embedding, "embeddings");
-  part(size.tokens, "tokens");
-  std::vector<std::string> how;
-  if (size.maps > 0) {
-    how.push_back(
-        "ask for fewer layers (attention.layers), heads (attention.heads) or "
-        "query rows (attention.query_positions)");
-    if (spec.attention_dtype == v1::FLOAT16) {
-      how.back() += " (attention is already FLOAT16)";
-    } else {
-      how.push_back("set attention.dtype = FLOAT16 (half the map size)");
-    }
-    if (spec.stats) {
-      how.push_back(
-          "set attention.omit_maps = true to get only the statistics");
-    }
-  }
-  if (size.hidden > 0) how.push_back("set return_hidden_states = false");
-  if (size.rollout > 0) how.push_back("leave out attention.rollout");
-  how.push_back("or send fewer or shorter sequences per request");
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "the response would be ", bytes, " bytes (", MiB(bytes), ": ",
-      absl::StrJoin(parts, ", "), "), more than this server's limit of ",
-      limits.max_response_bytes, " bytes (", MiB(limits.max_response_bytes),
-      ", --max_response_bytes): ", absl::StrJoin(how, ", ")));
 }
 
 }  // namespace
@@ -543,31 +415,15 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
   if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {
     return s;
   }
-  PoolingMode pooling = PoolingMode::kMean;
-  switch (request.pooling()) {
-    case v1::POOLING_UNSPECIFIED:
-    case v1::POOLING_MEAN:
-      break;
-    case v1::POOLING_CLS:
-      pooling = PoolingMode::kCls;
-      break;
-    case v1::POOLING_POOLER:
-      if (!info.has_pooler) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "pooling = POOLING_POOLER but model \"", info.name,
-            "\" has no pooler weights: use POOLING_MEAN (the default) or "
-            "POOLING_CLS"));
-      }
-      pooling = PoolingMode::kPooler;
-      break;
-    case v1::POOLING_NONE:
-      return absl::InvalidArgumentError(
-          "pooling = POOLING_NONE, but RankHeads compares pooled outputs: use "
-          "POOLING_MEAN (the default), POOLING_CLS or POOLING_POOLER");
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("pooling = ", static_cast<int>(request.pooling()),
-                       " is not a Pooling value"));
+  // RankHeads compares pooled outputs; unset is mean pooling.
+  absl::StatusOr<PoolingMode> pooling =
+      ToPoolingMode(request.pooling(), PoolingMode::kMean, info,
+                    "use POOLING_MEAN (the default) or POOLING_CLS");
+  if (!pooling.ok()) return pooling.status();
+  if (*pooling == PoolingMode::kNone) {
+    return absl::InvalidArgumentError(
+        "pooling = POOLING_NONE, but RankHeads compares pooled outputs: use "
+        "POOLING_MEAN (the default), POOLING_CLS or POOLING_POOLER");
   }
   absl::StatusOr<std::vector<InputSequence>> inputs =
       ResolveSequences(request.sequences(), request.truncate(), model, limits);
@@ -576,7 +432,7 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
   // The work, checked here to name the flag (RankHeadsJob::Create checks it
   // again against the same limit).
   const int64_t layers = config.num_layers, heads = config.num_heads;
-  const int64_t runs = 1 + layers * heads + layers;
+  const int64_t runs = RankHeadsRunsPerSequence(config);
   int64_t tokens = 0;
   for (const InputSequence& input : *inputs) tokens += input.ids.size();
   const int64_t work = tokens * runs;
@@ -603,7 +459,7 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
   RankHeadsLimits job_limits;
   job_limits.tokens_per_pass = tokens_per_pass;
   job_limits.max_ablation_tokens = limit;
-  return RankHeadsJob::Create(info, std::move(sequences), pooling, job_limits);
+  return RankHeadsJob::Create(info, std::move(sequences), *pooling, job_limits);
 }
 
 }  // namespace attnserve

@@ -129,18 +129,19 @@ TEST(EncoderTest, BadTasksAreRefusedNotCrashed) {
                 ::testing::HasSubstr(needle));
   };
   SequenceTask t;
-  refuse(t, "no tokens");
+  refuse(t, "sequences[0] has no tokens");
   t.token_ids = {2, 99, 3};
-  refuse(t, "outside [0, 99)");
+  refuse(t, "sequences[0].token_ids[1] = 99 is out of range [0, 99)");
   t.token_ids = {2, -1, 3};
-  refuse(t, "outside [0, 99)");
+  refuse(t, "sequences[0].token_ids[1] = -1 is out of range [0, 99)");
   t.token_ids = std::vector<int32_t>(41, 5);
-  refuse(t, "exceeds max_position_embeddings 40");
+  refuse(t,
+         "has 41 tokens, more than the model's max_position_embeddings = 40");
   t.token_ids = {2, 5, 3};
   t.token_type_ids = {0, 2, 0};
-  refuse(t, "token type id 2");
+  refuse(t, "sequences[0].token_type_ids[1] = 2 is out of range [0, 2)");
   t.token_type_ids = {0, 0};
-  refuse(t, "2 token_type_ids for 3 tokens");
+  refuse(t, "token_type_ids has 2 entries but token_ids has 3");
   t.token_type_ids = {};
   t.attention_layers = {1, 0};
   refuse(t, "ascending");

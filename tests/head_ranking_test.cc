@@ -197,15 +197,16 @@ TEST(RankHeadsTest, RefusesBadRequests) {
   using absl::StatusCode;
   refuse({}, StatusCode::kInvalidArgument, {"no sequences"});
   refuse({good, {{}, {}}}, StatusCode::kInvalidArgument,
-         {"sequences[1]", "no tokens"});
+         {"sequences[1] has no tokens"});
   refuse({good, {{2, 99, 3}, {}}}, StatusCode::kInvalidArgument,
-         {"sequences[1]", "token id 99 at 1 is outside [0, 99)"});
+         {"sequences[1].token_ids[1] = 99 is out of range [0, 99)"});
   refuse({{{2, 10, 3}, {0, 1}}}, StatusCode::kInvalidArgument,
-         {"sequences[0]", "2 token_type_ids for 3 tokens"});
+         {"sequences[0].token_type_ids has 2 entries but token_ids has 3"});
   refuse({{{2, 10, 3}, {0, 2, 0}}}, StatusCode::kInvalidArgument,
-         {"token type id 2 at 1"});
+         {"sequences[0].token_type_ids[1] = 2 is out of range"});
   refuse({{std::vector<int32_t>(41, 5), {}}}, StatusCode::kInvalidArgument,
-         {"length 41 exceeds max_position_embeddings 40"});
+         {"sequences[0] has 41 tokens, more than the model's "
+          "max_position_embeddings = 40"});
   refuse({good}, StatusCode::kInvalidArgument, {"needs a pooled output"},
          PoolingMode::kNone);
   RankHeadsLimits zero;

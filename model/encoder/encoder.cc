@@ -9,14 +9,15 @@
 #include <numeric>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "model/checkpoint/weights.h"
+#include "model/encoder/pooling.h"
 #include "model/kernels/attention.h"
 #include "model/kernels/dnnl_context.h"
 #include "model/kernels/layer_norm.h"
 #include "model/kernels/linear.h"
-#include "model/encoder/pooling.h"
-#include "common/status_macros.h"
-#include "model/checkpoint/weights.h"
 
 namespace attnserve {
 
@@ -144,31 +145,35 @@ absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
 
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
                            absl::Span<const int32_t> token_type_ids,
-                           const ModelConfig& c) {
+                           const ModelConfig& c, absl::string_view field) {
   const int64_t t = token_ids.size();
-  auto bad = [](const std::string& what) {
-    return absl::InvalidArgumentError(what);
-  };
-  if (t == 0) return bad("no tokens");
-  if (t > c.max_position_embeddings) {
-    return bad(absl::StrFormat("length %d exceeds max_position_embeddings %d",
-                               t, c.max_position_embeddings));
+  if (t == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " has no tokens"));
   }
-  for (int64_t j = 0; j < t; ++j) {
-    if (token_ids[j] < 0 || token_ids[j] >= c.vocab_size) {
-      return bad(absl::StrFormat("token id %d at %d is outside [0, %d)",
-                                 token_ids[j], j, c.vocab_size));
+  if (t > c.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " has ", t,
+        " tokens, more than the model's max_position_embeddings = ",
+        c.max_position_embeddings));
+  }
+  for (int64_t i = 0; i < t; ++i) {
+    if (token_ids[i] < 0 || token_ids[i] >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".token_ids[", i, "] = ", token_ids[i],
+          " is out of range [0, ", c.vocab_size, ") (vocab_size)"));
     }
   }
-  if (token_type_ids.empty()) return absl::OkStatus();
-  if (static_cast<int64_t>(token_type_ids.size()) != t) {
-    return bad(absl::StrFormat("%d token_type_ids for %d tokens",
-                               token_type_ids.size(), t));
+  const int64_t n_types = token_type_ids.size();
+  if (n_types != 0 && n_types != t) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".token_type_ids has ", n_types, " entries but token_ids has ",
+        t, ": send one type id per token, or none for all 0"));
   }
-  for (int64_t j = 0; j < t; ++j) {
-    if (token_type_ids[j] < 0 || token_type_ids[j] >= c.type_vocab_size) {
-      return bad(absl::StrFormat("token type id %d at %d is outside [0, %d)",
-                                 token_type_ids[j], j, c.type_vocab_size));
+  for (int64_t i = 0; i < n_types; ++i) {
+    if (token_type_ids[i] < 0 || token_type_ids[i] >= c.type_vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".token_type_ids[", i, "] = ", token_type_ids[i],
+          " is out of range [0, ", c.type_vocab_size, ") (type_vocab_size)"));
     }
   }
   return absl::OkStatus();
@@ -179,14 +184,11 @@ namespace {
 absl::Status CheckTask(const SequenceTask& task, size_t index,
                        const ModelInfo& info) {
   const ModelConfig& c = info.config;
+  const std::string field = absl::StrCat("sequences[", index, "]");
   auto bad = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("sequence %d: %s", index, what));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
   };
-  if (absl::Status ids = CheckTokenIds(task.token_ids, task.token_type_ids, c);
-      !ids.ok()) {
-    return bad(ids.message());
-  }
+  RETURN_IF_ERROR(CheckTokenIds(task.token_ids, task.token_type_ids, c, field));
   int previous = -1;
   for (int layer : task.attention_layers) {
     if (layer <= previous || layer >= c.num_layers) {

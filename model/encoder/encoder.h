@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model/checkpoint/config.h"
 #include "model/types.h"
@@ -37,10 +38,13 @@ struct ModelInfo {
 
 // Checks one sequence's ids against `config`: 1 ≤ T ≤ max_position_embeddings,
 // ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
-// in [0, type_vocab_size). InvalidArgument says which value and the limit.
+// in [0, type_vocab_size). InvalidArgument names the value by `field` (the
+// sequence, e.g. "sequences[2]": "sequences[2].token_ids[5] = 99 is out of
+// range [0, 99) (vocab_size)") and gives the limit. The server's messages are
+// these, so the model and the API word a bad id the same way.
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
                            absl::Span<const int32_t> token_type_ids,
-                           const ModelConfig& config);
+                           const ModelConfig& config, absl::string_view field);
 
 class Encoder {
  public:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
@@ -13,10 +14,11 @@ namespace {
 // index (Forward only knows its position inside one packed call).
 absl::Status CheckSequence(const RankSequence& s, size_t index,
                            const ModelConfig& c) {
-  absl::Status status = CheckTokenIds(s.token_ids, s.token_type_ids, c);
+  absl::Status status = CheckTokenIds(s.token_ids, s.token_type_ids, c,
+                                      absl::StrCat("sequences[", index, "]"));
   if (status.ok()) return status;
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "rank heads: sequences[%d]: %s", index, status.message()));
+  return absl::InvalidArgumentError(
+      absl::StrCat("rank heads: ", status.message()));
 }
 
 // 1 − cos(a, b) in double; see HeadImportance for zero vectors.
@@ -42,6 +44,12 @@ void SortByImportance(std::vector<HeadImportance>* v) {
 }
 
 }  // namespace
+
+int64_t RankHeadsRunsPerSequence(const ModelConfig& c) {
+  // Unmasked, each head alone, each whole layer. T is at most
+  // max_position_embeddings, so T times this stays far from overflow.
+  return 1 + int64_t{c.num_layers} * c.num_heads + c.num_layers;
+}
 
 absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
     const ModelInfo& info, std::vector<RankSequence> sequences,
@@ -76,9 +84,7 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
     RETURN_IF_ERROR(CheckSequence(sequences[s], s, c));
     total_tokens += sequences[s].token_ids.size();
   }
-  // Per sequence: unmasked, each head alone, each whole layer. T is at most
-  // max_position_embeddings, so the product stays far from overflow.
-  const int64_t runs = 1 + n_layers * n_heads + n_layers;
+  const int64_t runs = RankHeadsRunsPerSequence(c);
   const int64_t work = total_tokens * runs;
   if (work > limits.max_ablation_tokens) {
     return absl::ResourceExhaustedError(absl::StrFormat(

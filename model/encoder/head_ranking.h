@@ -25,8 +25,7 @@ struct RankHeadsLimits {
   // BERT-base), so pass the server's max batch tokens (its default is 8192).
   int64_t tokens_per_pass = 8192;
   // Cap on the whole request's work, Σ_seq T·(1 + L·H + L) tokens of forward
-  // passes; ≈ 0.8 ms per token for BERT-base fp32 on 2 cores, so the default
-  // is ≈ 25 s (e.g. one 16-token sentence is 2 512 tokens of work).
+  // passes (the server's --max_rank_heads_tokens; its cost: server/options.h).
   int64_t max_ablation_tokens = 32768;
 };
 
@@ -52,6 +51,11 @@ struct HeadRanking {
   int64_t forward_passes = 0;   // Forward calls
   int64_t ablation_tokens = 0;  // Σ_seq T·(1 + L·H + L)
 };
+
+// Forward runs of each sequence when ranking `config`'s heads: unmasked, with
+// each head masked alone, with each whole layer masked (1 + L·H + L). A
+// request's work, in tokens of forward passes, is this times its tokens.
+int64_t RankHeadsRunsPerSequence(const ModelConfig& config);
 
 // The ablations of one request as a job the caller runs pass by pass, so a
 // server can validate on its request thread (Create reads only ModelInfo)
