@@ -40,6 +40,32 @@ void Grow(std::vector<float>* v, size_t n) {
   if (v->size() < n) v->resize(n);
 }
 
+// Where each sequence's tokens sit in the packed (rows, H) buffers: longest
+// first, so equal lengths sit side by side and share one batched attention
+// call. No padding between sequences.
+struct Packing {
+  std::vector<size_t> order;    // task indices, longest first (stable)
+  std::vector<int64_t> row_of;  // (tasks) first packed row of each task
+  int64_t tokens = 0;           // real tokens, the linear layers' M
+  int64_t rows = 0;             // tokens rounded up to a primitive bucket
+};
+
+Packing Pack(absl::Span<const SequenceTask> tasks) {
+  Packing p;
+  p.order.resize(tasks.size());
+  std::iota(p.order.begin(), p.order.end(), 0);
+  std::stable_sort(p.order.begin(), p.order.end(), [&](size_t a, size_t b) {
+    return tasks[a].token_ids.size() > tasks[b].token_ids.size();
+  });
+  p.row_of.resize(tasks.size());
+  for (size_t i : p.order) {
+    p.row_of[i] = p.tokens;
+    p.tokens += tasks[i].token_ids.size();
+  }
+  p.rows = RowBucket(p.tokens);
+  return p;
+}
+
 }  // namespace
 
 struct Encoder::Impl {
@@ -57,9 +83,20 @@ struct Encoder::Impl {
   std::vector<float> inter;    // (rows, I) FFN intermediate
   std::vector<float> probs;    // (n, heads, t, t) one group's attention
 
-  absl::Status Embed(absl::Span<const SequenceTask> tasks,
-                     const std::vector<size_t>& order,
-                     const std::vector<int64_t>& row_of);
+  // Sizes the scratch for `rows` packed tokens; grows only, so the request
+  // path stops allocating after warm-up.
+  void Reserve(int64_t rows);
+  // x = word + position + type embeddings of every packed token.
+  void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing);
+  // ctx_buf = the attention of layer `l` over qkv, per group of equal-length
+  // sequences; copies the maps that tasks asked for into `outputs` and zeroes
+  // the context of masked heads.
+  absl::Status SelfAttention(int l, absl::Span<const SequenceTask> tasks,
+                             const Packing& packing,
+                             std::vector<SequenceOutput>* outputs);
+  // Hidden states and pooled embeddings out of x, as each task asked.
+  void Collect(absl::Span<const SequenceTask> tasks, const Packing& packing,
+               std::vector<SequenceOutput>* outputs);
 };
 
 Encoder::Encoder(ModelInfo info, std::unique_ptr<Impl> impl)
@@ -123,24 +160,99 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
       new Encoder(std::move(info), std::move(impl)));
 }
 
-absl::Status Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
-                                  const std::vector<size_t>& order,
-                                  const std::vector<int64_t>& row_of) {
+void Encoder::Impl::Reserve(int64_t rows) {
   const int64_t h = config.hidden_size;
-  for (size_t i : order) {
+  Grow(&x, rows * h);
+  Grow(&qkv, rows * 3 * h);
+  Grow(&ctx_buf, rows * h);
+  Grow(&inter, rows * config.intermediate_size);
+}
+
+void Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
+                          const Packing& packing) {
+  const int64_t h = config.hidden_size;
+  for (size_t i : packing.order) {
     const SequenceTask& task = tasks[i];
     for (size_t t = 0; t < task.token_ids.size(); ++t) {
       const int64_t id = task.token_ids[t];
       const int64_t type =
           task.token_type_ids.empty() ? 0 : task.token_type_ids[t];
-      const float* word = &weights.word_embeddings[id * h];
-      const float* pos = &weights.position_embeddings[t * h];
-      const float* typ = &weights.type_embeddings[type * h];
-      float* dst = &x[(row_of[i] + t) * h];
+      const float* word = &weights.word_embeddings[id * h];    // (H)
+      const float* pos = &weights.position_embeddings[t * h];  // (H)
+      const float* typ = &weights.type_embeddings[type * h];   // (H)
+      float* dst = &x[(packing.row_of[i] + t) * h];            // (H)
       for (int64_t c = 0; c < h; ++c) dst[c] = word[c] + pos[c] + typ[c];
     }
   }
+}
+
+absl::Status Encoder::Impl::SelfAttention(
+    int l, absl::Span<const SequenceTask> tasks, const Packing& packing,
+    std::vector<SequenceOutput>* outputs) {
+  const int64_t h = config.hidden_size, heads = config.num_heads;
+  const int64_t d = config.head_size();
+  const std::vector<size_t>& order = packing.order;
+  // Groups of equal-length sequences (order is by length), cut so one
+  // group's (n, heads, t, t) probabilities fit the scratch.
+  for (size_t g = 0; g < order.size();) {
+    const int64_t t = tasks[order[g]].token_ids.size();
+    const int64_t max_n =
+        std::max<int64_t>(1, kProbsScratchFloats / (heads * t * t));
+    size_t end = g;
+    while (end < order.size() &&
+           int64_t(tasks[order[end]].token_ids.size()) == t &&
+           int64_t(end - g) < max_n) {
+      ++end;
+    }
+    // Power-of-two group sizes keep the number of distinct primitives small.
+    int64_t n = 1;
+    while (n * 2 <= int64_t(end - g)) n *= 2;
+    Grow(&probs, n * heads * t * t);
+    const int64_t row = packing.row_of[order[g]];
+    RETURN_IF_ERROR(attention->Run(n, t, &qkv[row * 3 * h], probs.data(),
+                                   &ctx_buf[row * h]));
+    ctx.stream.wait();
+    for (int64_t s = 0; s < n; ++s) {
+      const size_t i = order[g + s];
+      const SequenceTask& task = tasks[i];
+      const auto& wanted = task.attention_layers;
+      auto pos = std::lower_bound(wanted.begin(), wanted.end(), l);
+      if (pos != wanted.end() && *pos == l) {
+        const int64_t block = heads * t * t;  // (heads, t, t)
+        std::memcpy(&(*outputs)[i].attention[(pos - wanted.begin()) * block],
+                    &probs[s * block], block * sizeof(float));
+      }
+      if (task.head_mask.empty()) continue;
+      // Zeroing a head's context equals zeroing its probabilities before ·V
+      // (Hugging Face's head_mask); the maps above stay unmasked.
+      for (int64_t hh = 0; hh < heads; ++hh) {
+        if (!task.head_mask[l * heads + hh]) continue;
+        for (int64_t r = 0; r < t; ++r) {
+          std::fill_n(&ctx_buf[(packing.row_of[i] + r) * h + hh * d], d, 0.f);
+        }
+      }
+    }
+    g += n;
+  }
   return absl::OkStatus();
+}
+
+void Encoder::Impl::Collect(absl::Span<const SequenceTask> tasks,
+                            const Packing& packing,
+                            std::vector<SequenceOutput>* outputs) {
+  const int64_t h = config.hidden_size;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const SequenceTask& task = tasks[i];
+    SequenceOutput& out = (*outputs)[i];
+    const int64_t t = task.token_ids.size();
+    const float* hidden = &x[packing.row_of[i] * h];  // (t, H)
+    if (task.want_hidden) out.hidden.assign(hidden, hidden + t * h);
+    if (task.pooling != PoolingMode::kNone) {
+      out.embedding = Pool(task.pooling, hidden, t, h, weights.pooler_weight,
+                           weights.pooler_bias);
+      if (task.normalize) L2Normalize(&out.embedding);
+    }
+  }
 }
 
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
@@ -214,110 +326,44 @@ absl::Status CheckTask(const SequenceTask& task, size_t index,
 absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     absl::Span<const SequenceTask> tasks) {
   Impl& m = *impl_;
-  const ModelConfig& c = m.config;
-  const int64_t h = c.hidden_size, heads = c.num_heads;
   for (size_t i = 0; i < tasks.size(); ++i) {
     RETURN_IF_ERROR(CheckTask(tasks[i], i, info_));
   }
   std::vector<SequenceOutput> outputs(tasks.size());
   if (tasks.empty()) return outputs;
-
-  // Pack real tokens, longest first, so equal lengths sit side by side and
-  // share one batched attention call.
-  std::vector<size_t> order(tasks.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return tasks[a].token_ids.size() > tasks[b].token_ids.size();
-  });
-  std::vector<int64_t> row_of(tasks.size());
-  int64_t tokens = 0;
-  for (size_t i : order) {
-    row_of[i] = tokens;
-    tokens += tasks[i].token_ids.size();
-  }
-  const int64_t rows = RowBucket(tokens);
-  Grow(&m.x, rows * h);
-  Grow(&m.qkv, rows * 3 * h);
-  Grow(&m.ctx_buf, rows * h);
-  Grow(&m.inter, rows * c.intermediate_size);
-
   for (size_t i = 0; i < tasks.size(); ++i) {
     const int64_t t = tasks[i].token_ids.size();
-    outputs[i].attention.resize(tasks[i].attention_layers.size() * heads * t *
-                                t);
+    // (attention_layers, heads, t, t)
+    outputs[i].attention.resize(tasks[i].attention_layers.size() *
+                                m.config.num_heads * t * t);
   }
 
-  RETURN_IF_ERROR(m.Embed(tasks, order, row_of));
-  RETURN_IF_ERROR(m.layer_norm->Run(rows, m.x.data(), m.weights.emb_ln_gamma,
+  const Packing packing = Pack(tasks);
+  const int64_t tokens = packing.tokens, rows = packing.rows;
+  m.Reserve(rows);
+  float* x = m.x.data();  // (rows, H) the residual stream
+  m.Embed(tasks, packing);
+  RETURN_IF_ERROR(m.layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
                                     m.weights.emb_ln_beta));
-  for (int l = 0; l < c.num_layers; ++l) {
+  for (int l = 0; l < m.config.num_layers; ++l) {
     PackedLayer& layer = m.layers[l];
-    RETURN_IF_ERROR(layer.qkv->Run(tokens, m.x.data(), m.qkv.data()));
-    // Attention over groups of equal-length sequences (order is by length).
-    for (size_t g = 0; g < order.size();) {
-      const int64_t t = tasks[order[g]].token_ids.size();
-      const int64_t max_n =
-          std::max<int64_t>(1, kProbsScratchFloats / (heads * t * t));
-      size_t end = g;
-      while (end < order.size() &&
-             int64_t(tasks[order[end]].token_ids.size()) == t &&
-             int64_t(end - g) < max_n) {
-        ++end;
-      }
-      // Power-of-two group sizes keep the number of distinct primitives small.
-      int64_t n = 1;
-      while (n * 2 <= int64_t(end - g)) n *= 2;
-      Grow(&m.probs, n * heads * t * t);
-      const int64_t row = row_of[order[g]];
-      RETURN_IF_ERROR(m.attention->Run(n, t, &m.qkv[row * 3 * h],
-                                       m.probs.data(), &m.ctx_buf[row * h]));
-      m.ctx.stream.wait();
-      for (int64_t s = 0; s < n; ++s) {
-        const size_t i = order[g + s];
-        const SequenceTask& task = tasks[i];
-        const auto& wanted = task.attention_layers;
-        auto pos = std::lower_bound(wanted.begin(), wanted.end(), l);
-        if (pos != wanted.end() && *pos == l) {
-          const int64_t block = heads * t * t;  // (heads, t, t)
-          std::memcpy(&outputs[i].attention[(pos - wanted.begin()) * block],
-                      &m.probs[s * block], block * sizeof(float));
-        }
-        if (!task.head_mask.empty()) {
-          // Zeroing a head's context equals zeroing its probabilities before
-          // ·V (Hugging Face's head_mask); the maps above stay unmasked.
-          const int64_t d = c.head_size();
-          for (int64_t hh = 0; hh < heads; ++hh) {
-            if (!task.head_mask[l * heads + hh]) continue;
-            for (int64_t r = 0; r < t; ++r) {
-              std::fill_n(&m.ctx_buf[(row_of[i] + r) * h + hh * d], d, 0.f);
-            }
-          }
-        }
-      }
-      g += n;
-    }
-    RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), m.x.data()));
+    // qkv = x·W_qkvᵀ + b                                (tokens, 3H)
+    RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
+    // ctx = softmax(Q·Kᵀ/√d)·V, heads merged            (tokens, H)
+    RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
+    // x += ctx·W_oᵀ + b_o; x = LayerNorm(x)
+    RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
     RETURN_IF_ERROR(
-        m.layer_norm->Run(rows, m.x.data(), layer.ln1_gamma, layer.ln1_beta));
-    RETURN_IF_ERROR(layer.ffn1->Run(tokens, m.x.data(), m.inter.data()));
-    RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), m.x.data()));
+        m.layer_norm->Run(rows, x, layer.ln1_gamma, layer.ln1_beta));
+    // inter = GELU(x·W_1ᵀ + b_1)                         (tokens, I)
+    RETURN_IF_ERROR(layer.ffn1->Run(tokens, x, m.inter.data()));
+    // x += inter·W_2ᵀ + b_2; x = LayerNorm(x)
+    RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), x));
     RETURN_IF_ERROR(
-        m.layer_norm->Run(rows, m.x.data(), layer.ln2_gamma, layer.ln2_beta));
+        m.layer_norm->Run(rows, x, layer.ln2_gamma, layer.ln2_beta));
   }
   m.ctx.stream.wait();
-
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    const SequenceTask& task = tasks[i];
-    const int64_t t = task.token_ids.size();
-    const float* hidden = &m.x[row_of[i] * h];  // (t, H)
-    if (task.want_hidden) outputs[i].hidden.assign(hidden, hidden + t * h);
-    if (task.pooling != PoolingMode::kNone) {
-      outputs[i].embedding =
-          Pool(task.pooling, hidden, t, h, m.weights.pooler_weight,
-               m.weights.pooler_bias);
-      if (task.normalize) L2Normalize(&outputs[i].embedding);
-    }
-  }
+  m.Collect(tasks, packing, &outputs);
   return outputs;
 }
 
