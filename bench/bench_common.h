@@ -51,7 +51,7 @@ inline int32_t TokenId(int b, int t, int len) {
                     29522u);
 }
 
-// BERT-base matmul FLOPs of one forward pass over the real tokens (DESIGN §5b
+// BERT-base matmul FLOPs of one forward pass over the real tokens (docs/ARCHITECTURE.md §6
 // generalized to ragged batches): per sequence of length S, per layer,
 // 2·S·(4·H² + 2·H·I) for the linear layers and 4·S²·H for Q·Kᵀ and P·V; plus
 // the pooler's 2·H² per sequence.

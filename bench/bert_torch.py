@@ -8,7 +8,7 @@ state_dict() keys are exactly the tensor names BertModel.save_pretrained writes
 
 Post-LN layers, erf GELU, tanh pooler over [CLS]; additive key mask built in the
 compute dtype from that dtype's lowest value (as Hugging Face does), so bf16 does
-not turn float32's lowest into -inf (DESIGN §5b).
+not turn float32's lowest into -inf (docs/ARCHITECTURE.md §6).
 """
 
 import json

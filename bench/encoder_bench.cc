@@ -1,4 +1,4 @@
-// attnserve in-process benchmark worker (issue 4), and the oneDNN matmul
+// attnserve in-process benchmark worker, and the oneDNN matmul
 // ceiling timed in the same process.
 //
 //   encoder_bench --model=DIR [--precision=fp32|bf16|int8] --worker

@@ -1,4 +1,4 @@
-// attnserve through gRPC: the client side of the benchmark (issue 4).
+// attnserve through gRPC: the client side of the benchmark.
 //
 //   grpc_bench --target=127.0.0.1:PORT --worker
 //       Waits for the server, replies one JSON line with its GetModelInfo,

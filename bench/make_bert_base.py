@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generate the random-weight BERT-base used by the benchmarks (issue 4).
+"""Generate the random-weight BERT-base used by the benchmarks.
 
 bert-base-uncased shapes (vocab 30522, hidden 768, 12 layers, 12 heads, FFN 3072,
 512 positions, 2 token types), random weights from a fixed seed, written as:

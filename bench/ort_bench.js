@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// ONNX Runtime baseline worker for the benchmarks (issue 4).
+// ONNX Runtime baseline worker for the benchmarks.
 //
 //   NODE_PATH=bench/out/node/node_modules node bench/ort_bench.js --model bench/out/bert-base.onnx
 //

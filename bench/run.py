@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Benchmark driver (issue 4): attnserve in-process and through gRPC, ONNX Runtime,
+"""Benchmark driver: attnserve in-process and through gRPC, ONNX Runtime,
 PyTorch fp32/bf16, attnserve bf16/int8, and the oneDNN matmul ceiling, interleaved
 in one run. Called by bench/run.sh (which installs, generates and builds first).
 
@@ -52,7 +52,7 @@ QUIET = 0.15
 
 
 def matmul_flops(lengths, layers=12, h=768, inter=3072):
-    """DESIGN §5b matmul FLOPs over the real tokens (bench_common.h MatmulFlops)."""
+    """docs/ARCHITECTURE.md §6 matmul FLOPs over the real tokens (bench_common.h MatmulFlops)."""
     f = 0.0
     for s in lengths:
         f += layers * (2.0 * s * (4 * h * h + 2 * h * inter) + 4.0 * s * s * h)
@@ -533,7 +533,7 @@ def report(res):
     add("")
     add("Baselines run ragged as one batch padded to 128 with an attention mask; attnserve "
         "packs the real tokens. GFLOP/s counts the matmul FLOPs of the real tokens "
-        "(DESIGN §5b formula).")
+        "(docs/ARCHITECTURE.md §6 formula).")
     add("")
     add("### Precisions: latency per batch (ms, median)")
     add("")
@@ -621,7 +621,7 @@ def report(res):
         "loaded (`echo 5 > /proc/PID/clear_refs`), so it excludes the loader's transient "
         "copies.")
     add("")
-    add("### Targets (issue 4)")
+    add("### Targets")
     add("")
     add("| target | measured | met? |")
     add("|---|---|---|")

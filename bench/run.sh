@@ -34,7 +34,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # PyTorch from Debian calls whatever libblas.so.3 is: the reference BLAS is ~56x
-# slower than OpenBLAS (DESIGN §5b).
+# slower than OpenBLAS (docs/ARCHITECTURE.md §6).
 blas=$(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu || true)
 case "$blas" in
   *openblas*) ;;

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""PyTorch baseline worker for the benchmarks (issue 4).
+"""PyTorch baseline worker for the benchmarks.
 
     OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_bench.py --model DIR --precision fp32|bf16
 
 Debian's python3-torch 1.13 with OpenBLAS (libopenblas0-openmp; with the reference
-BLAS it is ~56x slower, DESIGN §5b), torch.set_num_threads(2), torch.inference_mode.
+BLAS it is ~56x slower, docs/ARCHITECTURE.md §6), torch.set_num_threads(2), torch.inference_mode.
 bf16 is model.bfloat16() (weights converted once; autocast would re-cast them on
 every call). The model is bench/bert_torch.py (Hugging Face BertModel semantics).
 

@@ -4,7 +4,7 @@
 //
 // Why one thread, in order: the work is single-threaded and short next to a
 // forward pass; more threads would only compete harder with the pass's two
-// OpenMP threads on this two-core machine (DESIGN.md §5b).
+// OpenMP threads on a two-core machine (docs/ARCHITECTURE.md, "Threads").
 //
 // Memory is bounded: Post() blocks while the work waiting holds more than
 // `max_pending_bytes` (as its caller weighs it), so when conversion falls

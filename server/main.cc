@@ -64,8 +64,7 @@ ABSL_FLAG(int64_t, max_rank_heads_tokens,
           "Most work of one RankHeads request, in tokens of forward passes: "
           "sum over its sequences of T*(1 + layers*heads + layers) (each "
           "sequence runs unmasked, with each head masked, with each layer "
-          "masked). BERT-base: 157 runs per token, ~0.8 ms per token of work "
-          "on 2 cores; the default is ~25 s. Larger requests get "
+          "masked); BERT-base runs 157 times per token. Larger requests get "
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_deadline,
           "Deadline for calls whose client set none.");

@@ -34,8 +34,9 @@ struct RequestLimits {
   int64_t max_response_bytes = int64_t{256} << 20;
   // Work of one RankHeads request: Σ over its sequences of T·(1 + L·H + L)
   // tokens of forward passes (unmasked, each head masked alone, each layer
-  // masked). ≈ 0.8 ms per token for BERT-base fp32 on 2 cores, so the
-  // default is ≈ 25 s; one 16-token sentence is 2,512 tokens of work.
+  // masked). One 16-token BERT-base sentence is 2,512 tokens of work. The one
+  // cost figure: ≈ 0.8 ms per token of work for BERT-base fp32 on 2 cores,
+  // so the default is ≈ 25 s.
   int64_t max_rank_heads_tokens = 32768;
 };
 

@@ -1,4 +1,4 @@
-// Issue 5 through gRPC, in process: per-head statistics (against
+// Heads through gRPC, in process: per-head statistics (against
 // model/head_stats computed here from the maps the server returned, plus a few
 // by hand), omit_maps, query rows, rollout, head_mask against the PyTorch
 // goldens (golden_head_mask.json), and RankHeads on a checkpoint built so one

@@ -132,9 +132,9 @@ TEST_F(ServerTest, Float16AttentionIsWithinHalfRoundingOfGolden) {
   }
 }
 
-// Issue 2 left every tensor unset unless asked. Since issue 3, pooling
-// UNSPECIFIED means "the model's default", which is an ask: the embedding is
-// there by default and POOLING_NONE leaves it out.
+// Tensors are returned only when asked. Pooling UNSPECIFIED means "the
+// model's default", which is an ask: the embedding is there by default and
+// POOLING_NONE leaves it out.
 TEST_F(ServerTest, TensorsAreAbsentUnlessAsked) {
   const GoldenSequence& g = Golden("len5");
   v1::EncodeRequest request;

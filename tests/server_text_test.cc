@@ -1,4 +1,4 @@
-// Issue 3 through gRPC, in process: text in (tokenized on the server) →
+// Text through gRPC, in process: text in (tokenized on the server) →
 // tokens, ids, embedding and labelled attention out; Tokenize; every pooling
 // mode against references computed here from the returned hidden states and
 // the PyTorch goldens; the bad text cases; a model directory without a
