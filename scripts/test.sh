@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --test
-scripts/build.sh
+scripts/build.sh -DATTNSERVE_WERROR=ON
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 600 -j 2

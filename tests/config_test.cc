@@ -316,7 +316,9 @@ TEST(LoadConfigTest, DirectoryInsteadOfFileIsAnError) {
   ASSERT_EQ(::mkdir(file.c_str(), 0755), 0);
   auto c = LoadConfig(dir);
   EXPECT_FALSE(c.ok());
-  if (!c.ok()) EXPECT_THAT(c.status().message(), HasSubstr(file));
+  if (!c.ok()) {
+    EXPECT_THAT(c.status().message(), HasSubstr(file));
+  }
   ::rmdir(file.c_str());
   ::rmdir(dir.c_str());
 }

@@ -255,7 +255,9 @@ TEST_F(ServerTextTest, PoolingModesMatchReferencesFromHiddenStates) {
         const std::vector<float> got = DecodeFloat32(r.embedding());
         EXPECT_EQ(Shape(r.embedding()), (std::vector<int64_t>{kHidden}));
         EXPECT_LE(MaxAbsDiff(got, want), kHiddenTolerance) << names[s];
-        if (normalize) EXPECT_NEAR(Norm(got), 1.0, 1e-5);
+        if (normalize) {
+          EXPECT_NEAR(Norm(got), 1.0, 1e-5);
+        }
       }
     }
   }
