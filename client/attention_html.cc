@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
-#include "client/format.h"
+#include "client/json_format.h"
 
 namespace attnserve::client {
 namespace {
