@@ -5,11 +5,12 @@
 //   (b) a grid of per-head heatmaps labelled with the tokens, each with its
 //       statistics, grouped by layer with the layer's head diversity;
 //   (c) the attention rollout map, when given.
-// No external scripts, fonts, images or network: the CSS and JS are inline
-// and the data is embedded as JSON. When the script has drawn everything it
-// sets document.body.dataset.rendered to the number of head heatmaps drawn;
-// any script error is appended to document.body.dataset.errors (both are
-// what tests/attention_html_test.cc checks in headless Chromium).
+// No external scripts, fonts, images or network: the CSS and JS (from
+// client/assets/, compiled in) are inline and the data is embedded as JSON.
+// When the script has drawn everything it sets document.body.dataset.rendered
+// to the number of head heatmaps drawn; any script error is appended to
+// document.body.dataset.errors (both are what tests/attention_html_test.cc
+// checks in headless Chromium).
 //
 // Plain structs in, a string out: no protobuf, no I/O. Any thread.
 #ifndef ATTNSERVE_CLIENT_ATTENTION_HTML_H_

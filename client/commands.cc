@@ -18,7 +18,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/attention_html.h"
-#include "client/format.h"
+#include "client/json_format.h"
+#include "client/tables.h"
+#include "client/tensors.h"
 
 namespace attnserve::client {
 namespace {

@@ -6,15 +6,34 @@
 //
 // Chromium: see tests/chromium.h. Without it the browser tests FAIL, unless
 // ATTNSERVE_SKIP_BROWSER=1 is set (then they are skipped).
+//
+// The page's style and scripts (client/assets/, compiled in by
+// client/embed.cmake) are checked on their own: the compiled-in bytes are
+// the files', the scripts parse (`node --check`; skipped without node) and
+// the style sheet is well formed (a scanner here; no CSS tool is assumed).
 #include "client/attention_html.h"
 
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "client/attention_assets.h"
+#include "common/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/chromium.h"
@@ -25,6 +44,7 @@ namespace {
 using ::attnserve::testing::Dom;
 using ::attnserve::testing::RenderInChromium;
 using ::attnserve::testing::SkipBrowser;
+using ::attnserve::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -168,6 +188,200 @@ TEST(AttentionHtmlBrowserTest, ReportsScriptErrors) {
   ASSERT_TRUE(dom.has_value());
   EXPECT_THAT(dom->errors, HasSubstr("parseMissing"));
   EXPECT_EQ(dom->rendered, "0");
+}
+
+// ---- the embedded style and scripts (client/assets/) ------------------------
+
+const char kAssetDir[] = ATTNSERVE_CLIENT_ASSETS;
+
+struct Asset {
+  const char* file;        // under client/assets/
+  absl::string_view text;  // as compiled in
+};
+
+std::vector<Asset> Assets() {
+  return {{"attention_errors.js", AttentionErrorsScript()},
+          {"attention.css", AttentionStyle()},
+          {"attention.js", AttentionScript()}};
+}
+
+TEST(AttentionAssetsTest, CompiledInBytesAreTheFiles) {
+  for (const Asset& asset : Assets()) {
+    absl::StatusOr<std::string> file =
+        ReadFile(absl::StrCat(kAssetDir, "/", asset.file));
+    ASSERT_TRUE(file.ok()) << file.status();
+    EXPECT_EQ(asset.text, *file) << asset.file;
+  }
+}
+
+// node on PATH, or "".
+std::string Node() {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir :
+       absl::StrSplit(path == nullptr ? "" : path, ':', absl::SkipEmpty())) {
+    const std::string node = absl::StrCat(dir, "/node");
+    if (access(node.c_str(), X_OK) == 0) return node;
+  }
+  return "";
+}
+
+// `node --check` on `script`: "" when it parses, else what node said.
+std::string NodeCheck(const std::string& node, absl::string_view script) {
+  TempDir dir;
+  const std::string file = dir.path() + "/script.js";
+  std::ofstream(file, std::ios::binary) << script;
+  const std::string command =
+      absl::StrCat("timeout 60 '", node, "' --check '", file, "' 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "popen failed: " + command;
+  std::string said;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    said.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status == 0) return "";
+  return absl::StrCat(WIFEXITED(status)
+                          ? absl::StrCat("exit ", WEXITSTATUS(status))
+                          : absl::StrCat("wait status ", status),
+                      ": ", said.empty() ? "(no output)" : said);
+}
+
+TEST(AttentionAssetsTest, ScriptsParse) {
+  const std::string node = Node();
+  if (node.empty()) {
+    GTEST_SKIP() << "node not found on PATH: the JavaScript syntax of "
+                    "client/assets/*.js is not checked";
+  }
+  for (const Asset& asset : Assets()) {
+    if (!absl::EndsWith(asset.file, ".js")) continue;
+    EXPECT_EQ(NodeCheck(node, asset.text), "") << asset.file;
+  }
+  // The check itself: a syntax error must fail it.
+  EXPECT_NE(NodeCheck(node, "function (a, { return a; }\n"), "");
+}
+
+// The first thing wrong with `css` as a style sheet ("" if nothing), as far
+// as a scanner can tell without a CSS parser: comments and strings closed;
+// (), [] and {} balanced and properly nested; a selector (or at-rule) before
+// every '{'; and every declaration in a block "property: value".
+std::string CssProblem(absl::string_view css) {
+  std::vector<char> open;  // unclosed brackets, innermost last
+  std::string segment;     // text since the last '{', '}' or ';', no comments
+  int line = 1;
+  auto problem = [&](absl::string_view what) {
+    return absl::StrCat("line ", line, ": ", what);
+  };
+  // The text before a ';' or '}' in a block: empty or a declaration.
+  auto declaration = [](absl::string_view text) {
+    text = absl::StripAsciiWhitespace(text);
+    if (text.empty()) return true;
+    const size_t colon = text.find(':');
+    if (colon == absl::string_view::npos) return false;
+    const absl::string_view name =
+        absl::StripAsciiWhitespace(text.substr(0, colon));
+    const absl::string_view value =
+        absl::StripAsciiWhitespace(text.substr(colon + 1));
+    static const std::regex kProperty("--[A-Za-z0-9_-]+|-?[a-z][a-z-]*");
+    return !value.empty() &&
+           std::regex_match(name.begin(), name.end(), kProperty);
+  };
+  for (size_t i = 0; i < css.size(); ++i) {
+    const char c = css[i];
+    if (c == '/' && i + 1 < css.size() && css[i + 1] == '*') {
+      const size_t end = css.find("*/", i + 2);
+      if (end == absl::string_view::npos) return problem("unclosed comment");
+      line += std::count(css.begin() + i, css.begin() + end, '\n');
+      i = end + 1;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      size_t end = i + 1;
+      while (end < css.size() && css[end] != c && css[end] != '\n') {
+        end += css[end] == '\\' ? 2 : 1;
+      }
+      if (end >= css.size() || css[end] != c) {
+        return problem("unclosed string");
+      }
+      absl::StrAppend(&segment, css.substr(i, end + 1 - i));
+      i = end;
+      continue;
+    }
+    switch (c) {
+      case '\n':
+        ++line;
+        segment += c;
+        break;
+      case '(':
+      case '[':
+        open.push_back(c);
+        segment += c;
+        break;
+      case ')':
+      case ']':
+        if (open.empty() || open.back() != (c == ')' ? '(' : '[')) {
+          return problem(absl::StrCat("unmatched '", std::string(1, c), "'"));
+        }
+        open.pop_back();
+        segment += c;
+        break;
+      case '{':
+        if (!open.empty() && open.back() != '{') {
+          return problem(
+              absl::StrCat("'{' inside '", std::string(1, open.back()), "'"));
+        }
+        if (absl::StripAsciiWhitespace(segment).empty()) {
+          return problem("'{' without a selector");
+        }
+        open.push_back('{');
+        segment.clear();
+        break;
+      case ';':
+      case '}':
+        if (!open.empty() && open.back() != '{') {
+          return problem(
+              absl::StrCat("unclosed '", std::string(1, open.back()), "'"));
+        }
+        if (open.empty() && c == '}') return problem("unmatched '}'");
+        if (open.empty() &&
+            !absl::StartsWith(absl::StripAsciiWhitespace(segment), "@")) {
+          return problem("';' outside a block");  // only at-rules end so
+        }
+        if (!open.empty() && !declaration(segment)) {
+          return problem(absl::StrCat("not a declaration: \"",
+                                      absl::StripAsciiWhitespace(segment),
+                                      "\""));
+        }
+        if (c == '}') open.pop_back();
+        segment.clear();
+        break;
+      default:
+        segment += c;
+    }
+  }
+  if (!open.empty()) {
+    return problem(
+        absl::StrCat("unclosed '", std::string(1, open.back()), "'"));
+  }
+  if (!absl::StripAsciiWhitespace(segment).empty()) {
+    return problem("text after the last rule");
+  }
+  return "";
+}
+
+TEST(AttentionAssetsTest, StyleIsWellFormed) {
+  EXPECT_EQ(CssProblem(AttentionStyle()), "");
+  // The check itself.
+  EXPECT_EQ(CssProblem("a:hover { color: red; --x: 1 }\n/* } */ b {}"), "");
+  EXPECT_EQ(CssProblem("@media (x) { a { b: \"}\"; } }"), "");
+  EXPECT_EQ(CssProblem("a { color: red;\n"), "line 2: unclosed '{'");
+  EXPECT_EQ(CssProblem("a { color: red; }\n}"), "line 2: unmatched '}'");
+  EXPECT_EQ(CssProblem("a {\n color red; }"),
+            "line 2: not a declaration: \"color red\"");
+  EXPECT_EQ(CssProblem("{ color: red; }"), "line 1: '{' without a selector");
+  EXPECT_EQ(CssProblem("a { b: f(1; }"), "line 1: unclosed '('");
+  EXPECT_EQ(CssProblem("a { b: 'x; }"), "line 1: unclosed string");
+  EXPECT_EQ(CssProblem("a { } /* x"), "line 1: unclosed comment");
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-// Text for people: the tables and summaries attnctl prints, built from
-// responses (protos) or decoded tensors. No I/O, no RPCs: every function
-// returns a string, so tests feed them synthetic responses.
+// Text for people: the aligned tables attnctl prints (tokens, strongest
+// attention targets, head statistics, head ranking) and the text layout
+// they share (display widths, padding, printable tokens and their labels).
+// Built from responses (protos) or decoded tensors; no I/O, no RPCs: every
+// function returns a string, so tests feed them synthetic responses.
 //
 // Pure functions; any thread.
-#ifndef ATTNSERVE_CLIENT_FORMAT_H_
-#define ATTNSERVE_CLIENT_FORMAT_H_
+#ifndef ATTNSERVE_CLIENT_TABLES_H_
+#define ATTNSERVE_CLIENT_TABLES_H_
 
 #include <cstdint>
 #include <string>
@@ -12,30 +14,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "client/attention_html.h"
+#include "client/tensors.h"
 #include "proto/attnserve.pb.h"
 
 namespace attnserve::client {
-
-// ---- tensors ----------------------------------------------------------------
-
-// A decoded v1::Tensor.
-struct Array {
-  std::string dtype;           // "float32" or "float16" (as sent)
-  std::vector<int64_t> shape;  // as sent
-  std::vector<float> values;   // row-major, product(shape) values
-};
-
-// DATA_LOSS naming `what` when the byte count does not match the shape or
-// the dtype is unknown.
-absl::StatusOr<Array> DecodeTensor(const v1::Tensor& tensor,
-                                   absl::string_view what);
-
-// "(2, 4, 9, 9)"
-std::string ShapeString(const std::vector<int64_t>& shape);
-
-// The first `shown` of n values, "%.4f" each, then "..." if there are more.
-std::string FewValues(const float* values, int64_t n, int64_t shown);
 
 // ---- text layout --------------------------------------------------------
 
@@ -68,14 +50,6 @@ std::vector<int32_t> FindToken(const std::vector<std::string>& tokens,
 absl::StatusOr<std::string> FormatTokenTable(const v1::TokenizedSequence& seq,
                                              absl::string_view text,
                                              absl::string_view pair);
-
-// ---- embeddings ---------------------------------------------------------
-
-// "embedding (128) float32  norm 1.0000  [0.0123 -0.0456 ...]"
-std::string FormatEmbedding(const Array& embedding);
-
-// Cosine of two vectors of equal size; NaN when either is all zero.
-double Cosine(const std::vector<float>& a, const std::vector<float>& b);
 
 // ---- attention ----------------------------------------------------------
 
@@ -111,32 +85,6 @@ std::string FormatHeadStats(const v1::SequenceResult& result,
 // The `top` most important heads and every layer, in the server's order.
 std::string FormatRanking(const v1::RankHeadsResponse& ranking, int top);
 
-// ---- the HTML page ------------------------------------------------------
-
-// The page's data from one SequenceResult that has attention maps (all
-// query rows), and optionally head_stats, layer_stats and rollout. `layers`
-// and `heads` label the map axes (what the request asked for, or 0..n-1 if
-// it asked for all); `masked` lists the request's head_mask (head -1 = the
-// whole layer).
-absl::StatusOr<AttentionPage> PageFromResult(
-    const v1::SequenceResult& result, const std::vector<int32_t>& layers,
-    const std::vector<int32_t>& heads,
-    const std::vector<std::pair<int, int>>& masked);
-
-// ---- JSON ---------------------------------------------------------------
-
-std::string JsonString(absl::string_view s);
-std::string JsonNumber(double v);  // null when not finite
-// {"dtype": ..., "shape": [...], "values": nested by shape}
-std::string JsonTensor(const Array& a);
-// An EncodeResponse with every tensor decoded (JsonTensor), the tokens,
-// head_stats and layer_stats.
-absl::StatusOr<std::string> EncodeResponseJson(
-    const v1::EncodeResponse& response);
-// A message in proto3 JSON with the .proto field names and default values
-// printed (so layer 0 shows as "layer": 0).
-std::string JsonMessage(const google::protobuf::Message& message);
-
 }  // namespace attnserve::client
 
-#endif  // ATTNSERVE_CLIENT_FORMAT_H_
+#endif  // ATTNSERVE_CLIENT_TABLES_H_
