@@ -4,7 +4,9 @@
 #include "model/kernels/attention.h"
 
 #include <cmath>
+#include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -16,6 +18,14 @@ struct Shape {
   int64_t n, t;
   int heads, head_size;
 };
+
+// "n2_t5_heads3_d4": the test's name and how a failure prints the shape.
+std::string ShapeName(const Shape& s) {
+  return "n" + std::to_string(s.n) + "_t" + std::to_string(s.t) + "_heads" +
+         std::to_string(s.heads) + "_d" + std::to_string(s.head_size);
+}
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
@@ -52,7 +62,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Shape{1, 1, 1, 4}, Shape{1, 1, 12, 64}, Shape{1, 7, 1, 4},
                       Shape{2, 5, 3, 4}, Shape{4, 16, 4, 8},
                       Shape{8, 33, 2, 16}, Shape{1, 128, 12, 64},
-                      Shape{2, 100, 1, 256}, Shape{1, 512, 2, 32}));
+                      Shape{2, 100, 1, 256}, Shape{1, 512, 2, 32}),
+    [](const ::testing::TestParamInfo<Shape>& info) {
+      return ShapeName(info.param);
+    });
 
 // A second call with the same shape reuses the primitives and gives the same
 // answer (the kernel cache must not alias buffers between calls).

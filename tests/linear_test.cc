@@ -4,7 +4,9 @@
 #include "model/kernels/linear.h"
 
 #include <cmath>
+#include <ostream>
 #include <random>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -15,6 +17,15 @@ struct Shape {
   int64_t m, n, k;
   bool gelu, residual;
 };
+
+// "m3_n48_k16_gelu": the test's name and how a failure prints the shape.
+std::string ShapeName(const Shape& s) {
+  return "m" + std::to_string(s.m) + "_n" + std::to_string(s.n) + "_k" +
+         std::to_string(s.k) + (s.gelu ? "_gelu" : "") +
+         (s.residual ? "_residual" : "");
+}
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
 
 // y (m, n) = [y +] act(x (m, k) · Wᵀ + b), in double.
 std::vector<float> Naive(const Shape& s, const std::vector<float>& x,
@@ -79,7 +90,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
                                            Shape{257, 128, 96, true, false},
                                            Shape{513, 64, 64, false, true},
                                            Shape{128, 3072, 768, true, false},
-                                           Shape{128, 768, 3072, false, true}));
+                                           Shape{128, 768, 3072, false, true}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return ShapeName(info.param);
+                         });
 
 TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
   std::mt19937 rng(1);
@@ -108,6 +122,10 @@ struct PrecisionCase {
   Precision precision;
   double max_nmse;
 };
+
+void PrintTo(const PrecisionCase& pc, std::ostream* os) {
+  *os << PrecisionName(pc.precision) << " max_nmse=" << pc.max_nmse;
+}
 
 class LinearPrecisionTest : public ::testing::TestWithParam<PrecisionCase> {};
 
@@ -141,7 +159,10 @@ TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
 INSTANTIATE_TEST_SUITE_P(
     Precisions, LinearPrecisionTest,
     ::testing::Values(PrecisionCase{Precision::kBFloat16, 1e-4},
-                      PrecisionCase{Precision::kInt8, 1e-3}));
+                      PrecisionCase{Precision::kInt8, 1e-3}),
+    [](const ::testing::TestParamInfo<PrecisionCase>& info) {
+      return std::string(PrecisionName(info.param.precision));  // bf16, int8
+    });
 
 TEST(LinearTest, RefusesMismatchedWeights) {
   DnnlContext ctx;
