@@ -1,15 +1,15 @@
-// Attention (strided oneDNN matmuls + softmax) against ReferenceAttention, the
-// naive double-precision twin, on random shapes: one sequence and groups, T=1,
-// one head, head size 4, up to the largest T (512).
+// Attention (strided oneDNN matmuls + softmax) against naive::Attention, the
+// double-precision twin in tests/naive.h, on random shapes: one sequence and
+// groups, T=1, one head, head size 4, up to the largest T (512).
 #include "model/kernels/attention.h"
 
-#include <cmath>
 #include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/naive.h"
 
 namespace attnserve {
 namespace {
@@ -37,24 +37,18 @@ TEST_P(AttentionTest, MatchesNaiveTwin) {
   std::normal_distribution<float> normal(0.f, 1.5f);
   std::vector<float> qkv(s.n * s.t * 3 * hd);  // (n, t, 3, heads, d)
   for (float& v : qkv) v = normal(rng);
-  std::vector<float> probs(s.n * s.heads * s.t * s.t), out(s.n * s.t * hd);
+  std::vector<float> probs(s.n * s.heads * s.t * s.t);  // (n, heads, t, t)
+  std::vector<float> out(s.n * s.t * hd);               // (n, t, heads·d)
   std::vector<float> want_probs(probs.size()), want_out(out.size());
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size);
   ASSERT_TRUE(
       attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
   ctx.stream.wait();
-  ReferenceAttention(s.n, s.t, s.heads, s.head_size, qkv.data(),
-                     want_probs.data(), want_out.data());
-  double worst_p = 0, worst_o = 0;
-  for (size_t i = 0; i < probs.size(); ++i) {
-    worst_p = std::max(worst_p, std::fabs(double{probs[i]} - want_probs[i]));
-  }
-  for (size_t i = 0; i < out.size(); ++i) {
-    worst_o = std::max(worst_o, std::fabs(double{out[i]} - want_out[i]));
-  }
-  EXPECT_LE(worst_p, 1e-5);
-  EXPECT_LE(worst_o, 1e-4);
+  naive::Attention(s.n, s.t, s.heads, s.head_size, qkv.data(),
+                   want_probs.data(), want_out.data());
+  EXPECT_TRUE(naive::AllNear(probs, want_probs, 1e-5)) << "probs";
+  EXPECT_TRUE(naive::AllNear(out, want_out, 1e-4)) << "context";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -82,8 +76,8 @@ TEST(AttentionTest, CachedKernelIsReentrant) {
     std::vector<float> wp(probs.size()), wo(out.size());
     ASSERT_TRUE(attention.Run(1, t, qkv.data(), probs.data(), out.data()).ok());
     ctx.stream.wait();
-    ReferenceAttention(1, t, heads, d, qkv.data(), wp.data(), wo.data());
-    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], wo[i], 1e-5);
+    naive::Attention(1, t, heads, d, qkv.data(), wp.data(), wo.data());
+    ASSERT_TRUE(naive::AllNear(out, wo, 1e-5)) << "round " << round;
   }
 }
 
