@@ -165,6 +165,20 @@ inline std::vector<float> L2Normalize(const std::vector<float>& v) {
 
 // ---------------------------------------------------------------- comparison
 
+// max |got[i] − want[i]|, for reporting: NaN when either side holds a NaN
+// (or the same infinity), +∞ when the sizes differ. Judge with AllNear.
+inline double MaxAbsError(const std::vector<float>& got,
+                          const std::vector<float>& want) {
+  if (got.size() != want.size()) return INFINITY;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double{got[i]} - double{want[i]});
+    if (std::isnan(err)) return err;
+    worst = std::max(worst, err);
+  }
+  return worst;
+}
+
 // Passes when `got` and `want` have the same size and every
 // |got[i] − want[i]| ≤ tol. It can fail: a size mismatch fails, and so does a
 // NaN or infinity on either side — the test is !(err <= tol), which NaN never
@@ -178,19 +192,18 @@ inline ::testing::AssertionResult AllNear(const std::vector<float>& got,
            << "got " << got.size() << " values, want " << want.size();
   }
   size_t bad = 0, first_bad = 0;
-  double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(double{got[i]} - double{want[i]});
     const bool ok =
         std::isfinite(got[i]) && std::isfinite(want[i]) && err <= tol;
     if (!ok && bad++ == 0) first_bad = i;
-    if (!std::isnan(worst) && !(err <= worst)) worst = err;  // NaN sticks
   }
   if (bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << bad << " of " << got.size() << " values off by more than " << tol
          << "; first at [" << first_bad << "]: got " << got[first_bad]
-         << ", want " << want[first_bad] << "; largest error " << worst;
+         << ", want " << want[first_bad] << "; largest error "
+         << MaxAbsError(got, want);
 }
 
 }  // namespace attnserve::naive
