@@ -57,7 +57,7 @@ struct PoolCase {
   float scale;  // hidden = scale · N(0, 1)
 };
 
-// "mean_t128_h768_scale1e+04" spelled for gtest: "mean_t128_h768_scale1ep04".
+// "cls_t9_h16_scale1e-30" spelled for gtest: "cls_t9_h16_scale1em30".
 std::string PoolCaseName(const PoolCase& c) {
   char scale[32];
   std::snprintf(scale, sizeof(scale), "%g", c.scale);
