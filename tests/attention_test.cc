@@ -1,13 +1,15 @@
-// Attention (strided oneDNN matmuls + softmax) against ReferenceAttention, the
-// naive double-precision twin, on random shapes: one sequence and groups, T=1,
-// one head, head size 4, up to the largest T (512).
+// Attention (strided oneDNN matmuls + softmax) against naive::Attention, the
+// double-precision twin in tests/naive.h, on random shapes: one sequence and
+// groups, T=1, one head, head size 4, up to the largest T (512).
 #include "model/kernels/attention.h"
 
-#include <cmath>
+#include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/naive.h"
 
 namespace attnserve {
 namespace {
@@ -16,6 +18,14 @@ struct Shape {
   int64_t n, t;
   int heads, head_size;
 };
+
+// "n2_t5_heads3_d4": the test's name and how a failure prints the shape.
+std::string ShapeName(const Shape& s) {
+  return "n" + std::to_string(s.n) + "_t" + std::to_string(s.t) + "_heads" +
+         std::to_string(s.heads) + "_d" + std::to_string(s.head_size);
+}
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
@@ -27,24 +37,18 @@ TEST_P(AttentionTest, MatchesNaiveTwin) {
   std::normal_distribution<float> normal(0.f, 1.5f);
   std::vector<float> qkv(s.n * s.t * 3 * hd);  // (n, t, 3, heads, d)
   for (float& v : qkv) v = normal(rng);
-  std::vector<float> probs(s.n * s.heads * s.t * s.t), out(s.n * s.t * hd);
+  std::vector<float> probs(s.n * s.heads * s.t * s.t);  // (n, heads, t, t)
+  std::vector<float> out(s.n * s.t * hd);               // (n, t, heads·d)
   std::vector<float> want_probs(probs.size()), want_out(out.size());
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size);
   ASSERT_TRUE(
       attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
   ctx.stream.wait();
-  ReferenceAttention(s.n, s.t, s.heads, s.head_size, qkv.data(),
-                     want_probs.data(), want_out.data());
-  double worst_p = 0, worst_o = 0;
-  for (size_t i = 0; i < probs.size(); ++i) {
-    worst_p = std::max(worst_p, std::fabs(double{probs[i]} - want_probs[i]));
-  }
-  for (size_t i = 0; i < out.size(); ++i) {
-    worst_o = std::max(worst_o, std::fabs(double{out[i]} - want_out[i]));
-  }
-  EXPECT_LE(worst_p, 1e-5);
-  EXPECT_LE(worst_o, 1e-4);
+  naive::Attention(s.n, s.t, s.heads, s.head_size, qkv.data(),
+                   want_probs.data(), want_out.data());
+  EXPECT_TRUE(naive::AllNear(probs, want_probs, 1e-5)) << "probs";
+  EXPECT_TRUE(naive::AllNear(out, want_out, 1e-4)) << "context";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -52,7 +56,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Shape{1, 1, 1, 4}, Shape{1, 1, 12, 64}, Shape{1, 7, 1, 4},
                       Shape{2, 5, 3, 4}, Shape{4, 16, 4, 8},
                       Shape{8, 33, 2, 16}, Shape{1, 128, 12, 64},
-                      Shape{2, 100, 1, 256}, Shape{1, 512, 2, 32}));
+                      Shape{2, 100, 1, 256}, Shape{1, 512, 2, 32}),
+    [](const ::testing::TestParamInfo<Shape>& info) {
+      return ShapeName(info.param);
+    });
 
 // A second call with the same shape reuses the primitives and gives the same
 // answer (the kernel cache must not alias buffers between calls).
@@ -69,8 +76,8 @@ TEST(AttentionTest, CachedKernelIsReentrant) {
     std::vector<float> wp(probs.size()), wo(out.size());
     ASSERT_TRUE(attention.Run(1, t, qkv.data(), probs.data(), out.data()).ok());
     ctx.stream.wait();
-    ReferenceAttention(1, t, heads, d, qkv.data(), wp.data(), wo.data());
-    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], wo[i], 1e-5);
+    naive::Attention(1, t, heads, d, qkv.data(), wp.data(), wo.data());
+    ASSERT_TRUE(naive::AllNear(out, wo, 1e-5)) << "round " << round;
   }
 }
 

@@ -171,7 +171,10 @@ INSTANTIATE_TEST_SUITE_P(Keys, RequiredKeyTest,
                                            "num_hidden_layers",
                                            "num_attention_heads",
                                            "intermediate_size",
-                                           "max_position_embeddings"));
+                                           "max_position_embeddings"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // the key
+                         });
 
 TEST(ParseConfigTest, LargestAllowedValue) {
   Json j = Minimal();

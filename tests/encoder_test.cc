@@ -66,7 +66,10 @@ TEST_P(GoldenTest, WholeBatchMatchesPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest,
                          ::testing::Values("tiny_bert", "tiny_bert_f16",
-                                           "tiny_bert_bf16_prefixed"));
+                                           "tiny_bert_bf16_prefixed"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // tests/data/<dir>
+                         });
 
 // Every sequence alone, then in batches of mixed lengths and orders: outputs
 // agree to 1e-5 (padding never leaks; packing does not change numbers much).

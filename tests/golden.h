@@ -101,12 +101,17 @@ inline const GoldenSequence& FindGolden(const std::vector<GoldenSequence>& all,
   return all.front();
 }
 
+// max |a[i] − b[i]|; +∞ when the sizes differ, NaN as soon as a difference
+// is NaN, so EXPECT_LE(MaxAbsDiff(...), tol) fails on NaN output (a plain
+// std::max(worst, NaN) keeps `worst` and would pass).
 inline double MaxAbsDiff(const std::vector<float>& a,
                          const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::fabs(double{a[i]} - b[i]));
+    const double d = std::fabs(double{a[i]} - b[i]);
+    if (std::isnan(d)) return d;
+    worst = std::max(worst, d);
   }
   return worst;
 }

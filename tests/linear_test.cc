@@ -4,9 +4,12 @@
 #include "model/kernels/linear.h"
 
 #include <cmath>
+#include <ostream>
 #include <random>
+#include <string>
 
 #include "gtest/gtest.h"
+#include "tests/naive.h"
 
 namespace attnserve {
 namespace {
@@ -16,23 +19,29 @@ struct Shape {
   bool gelu, residual;
 };
 
-// y (m, n) = [y +] act(x (m, k) · Wᵀ + b), in double.
+// "m3_n48_k16_gelu": the test's name and how a failure prints the shape.
+std::string ShapeName(const Shape& s) {
+  return "m" + std::to_string(s.m) + "_n" + std::to_string(s.n) + "_k" +
+         std::to_string(s.k) + (s.gelu ? "_gelu" : "") +
+         (s.residual ? "_residual" : "");
+}
+
+void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
+
+// naive::Linear for `s`: (m, n) from x (≥ m rows of k), w (n, k), b (n) and,
+// when s.residual, y0 (≥ m rows of n).
 std::vector<float> Naive(const Shape& s, const std::vector<float>& x,
                          const std::vector<float>& w,
                          const std::vector<float>& b,
                          const std::vector<float>& y0) {
-  std::vector<float> y(s.m * s.n);
-  for (int64_t i = 0; i < s.m; ++i) {
-    for (int64_t j = 0; j < s.n; ++j) {
-      double acc = b[j];
-      for (int64_t c = 0; c < s.k; ++c)
-        acc += double{x[i * s.k + c]} * w[j * s.k + c];
-      if (s.gelu) acc = 0.5 * acc * (1 + std::erf(acc / std::sqrt(2.0)));
-      if (s.residual) acc += y0[i * s.n + j];
-      y[i * s.n + j] = static_cast<float>(acc);
-    }
-  }
-  return y;
+  return naive::Linear(s.m, s.n, s.k, x.data(), w.data(), b.data(),
+                       s.residual ? y0.data() : nullptr, s.gelu);
+}
+
+// The first m rows of a (RowBucket(m), n) buffer; the rest is scratch.
+std::vector<float> FirstRows(const std::vector<float>& y, int64_t m,
+                             int64_t n) {
+  return std::vector<float>(y.begin(), y.begin() + m * n);
 }
 
 std::vector<float> Random(size_t n, float scale, std::mt19937* rng) {
@@ -60,13 +69,9 @@ TEST_P(LinearTest, MatchesNaiveTwin) {
   const std::vector<float> y0 = y;
   ASSERT_TRUE((*linear)->Run(s.m, x.data(), y.data()).ok());
   ctx.stream.wait();
-  const auto want = Naive(s, x, w, b, y0);
-  double worst = 0;
-  for (int64_t i = 0; i < s.m * s.n; ++i) {
-    worst = std::max(worst, std::fabs(double{y[i]} - want[i]));
-  }
   // fp32 accumulation over k ≤ 3072 terms of size ≤ 1/√k: errors ~1e-6.
-  EXPECT_LE(worst, 2e-5) << "m=" << s.m << " n=" << s.n << " k=" << s.k;
+  EXPECT_TRUE(
+      naive::AllNear(FirstRows(y, s.m, s.n), Naive(s, x, w, b, y0), 2e-5));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
@@ -79,7 +84,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
                                            Shape{257, 128, 96, true, false},
                                            Shape{513, 64, 64, false, true},
                                            Shape{128, 3072, 768, true, false},
-                                           Shape{128, 768, 3072, false, true}));
+                                           Shape{128, 768, 3072, false, true}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           return ShapeName(info.param);
+                         });
 
 TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
   std::mt19937 rng(1);
@@ -94,8 +102,9 @@ TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
     std::vector<float> x = Random(RowBucket(m) * k, 1.f, &rng);
     std::vector<float> y(RowBucket(m) * n);
     ASSERT_TRUE((*linear)->Run(m, x.data(), y.data()).ok());
-    const auto want = Naive({m, n, k, false, false}, x, w, b, y);
-    for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(y[i], want[i], 2e-5);
+    ASSERT_TRUE(naive::AllNear(
+        FirstRows(y, m, n), Naive({m, n, k, false, false}, x, w, b, y), 2e-5))
+        << "m=" << m;
   }
   // Weights are packed once; other row counts reuse the layout.
   EXPECT_EQ((*linear)->weight_bytes(), bytes);
@@ -108,6 +117,10 @@ struct PrecisionCase {
   Precision precision;
   double max_nmse;
 };
+
+void PrintTo(const PrecisionCase& pc, std::ostream* os) {
+  *os << PrecisionName(pc.precision) << " max_nmse=" << pc.max_nmse;
+}
 
 class LinearPrecisionTest : public ::testing::TestWithParam<PrecisionCase> {};
 
@@ -141,7 +154,10 @@ TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
 INSTANTIATE_TEST_SUITE_P(
     Precisions, LinearPrecisionTest,
     ::testing::Values(PrecisionCase{Precision::kBFloat16, 1e-4},
-                      PrecisionCase{Precision::kInt8, 1e-3}));
+                      PrecisionCase{Precision::kInt8, 1e-3}),
+    [](const ::testing::TestParamInfo<PrecisionCase>& info) {
+      return std::string(PrecisionName(info.param.precision));  // bf16, int8
+    });
 
 TEST(LinearTest, RefusesMismatchedWeights) {
   DnnlContext ctx;

@@ -19,9 +19,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/checkpoint/config.h"
+#include "model/checkpoint/weights.h"
 #include "model/demo/demo_model.h"
 #include "model/encoder/encoder.h"
-#include "model/checkpoint/weights.h"
 #include "nlohmann/json.hpp"
 #include "tests/golden.h"
 
@@ -427,7 +427,10 @@ INSTANTIATE_TEST_SUITE_P(RequiredKeys, MissingConfigKeyTest,
                                            "num_hidden_layers",
                                            "num_attention_heads",
                                            "intermediate_size",
-                                           "max_position_embeddings"));
+                                           "max_position_embeddings"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // the key
+                         });
 
 TEST_F(LoaderTest, HiddenNotDivisibleByHeads) {
   ModelConfig c = TinyConfig();
@@ -579,7 +582,10 @@ TEST_P(MissingEntryFieldTest, NamesTensorAndField) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fields, MissingEntryFieldTest,
-                         ::testing::Values("dtype", "shape", "data_offsets"));
+                         ::testing::Values("dtype", "shape", "data_offsets"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // the field
+                         });
 
 TEST_F(LoaderTest, DataOffsetsPastEndOfFile) {
   WriteConfig(TinyConfig());
@@ -813,9 +819,17 @@ TEST_F(LoaderTest, WrongShapeWithPrefixNamesPrefixedTensor) {
                                      "\" has shape [16, 8], expected [8, 16]"));
 }
 
-class WrongDtypeTest
-    : public LoaderTest,
-      public ::testing::WithParamInterface<std::pair<const char*, int>> {};
+struct DtypeCase {
+  const char* dtype;
+  int elem_size;  // bytes per element
+};
+
+void PrintTo(const DtypeCase& d, std::ostream* os) {
+  *os << d.dtype << " (" << d.elem_size << " bytes)";
+}
+
+class WrongDtypeTest : public LoaderTest,
+                       public ::testing::WithParamInterface<DtypeCase> {};
 
 TEST_P(WrongDtypeTest, NamesTensorAndDtype) {
   const auto [dtype, elem] = GetParam();
@@ -831,10 +845,10 @@ TEST_P(WrongDtypeTest, NamesTensorAndDtype) {
 
 INSTANTIATE_TEST_SUITE_P(
     Dtypes, WrongDtypeTest,
-    ::testing::Values(std::make_pair("I64", 8), std::make_pair("F64", 8),
-                      std::make_pair("I32", 4), std::make_pair("U8", 1),
-                      std::make_pair("F8_E4M3", 1)),
-    [](const auto& info) { return std::string(info.param.first); });
+    ::testing::Values(DtypeCase{"I64", 8}, DtypeCase{"F64", 8},
+                      DtypeCase{"I32", 4}, DtypeCase{"U8", 1},
+                      DtypeCase{"F8_E4M3", 1}),
+    [](const auto& info) { return std::string(info.param.dtype); });
 
 TEST_F(LoaderTest, PoolerWeightWithoutBias) {
   WriteConfig(TinyConfig());

@@ -1,7 +1,6 @@
 #include "model/kernels/attention.h"
 
 #include <cmath>
-#include <vector>
 
 namespace attnserve {
 
@@ -74,41 +73,6 @@ absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
         ctx_->stream,
         {{DNNL_ARG_SRC, scores}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
   });
-}
-
-void ReferenceAttention(int64_t n, int64_t t, int heads, int head_size,
-                        const float* qkv, float* probs, float* out) {
-  const int64_t d = head_size, hd = heads * d;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  std::vector<double> row(t);
-  for (int64_t s = 0; s < n; ++s) {
-    const float* x = qkv + s * t * 3 * hd;  // (t, 3, heads, d)
-    for (int h = 0; h < heads; ++h) {
-      for (int64_t i = 0; i < t; ++i) {
-        double max = -INFINITY;
-        for (int64_t j = 0; j < t; ++j) {
-          double dot = 0;
-          for (int64_t c = 0; c < d; ++c) {
-            dot += double{x[i * 3 * hd + h * d + c]} *
-                   x[j * 3 * hd + hd + h * d + c];
-          }
-          row[j] = dot * scale;
-          max = std::max(max, row[j]);
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < t; ++j) sum += row[j] = std::exp(row[j] - max);
-        float* p = probs + ((s * heads + h) * t + i) * t;
-        for (int64_t j = 0; j < t; ++j) p[j] = static_cast<float>(row[j] / sum);
-        for (int64_t c = 0; c < d; ++c) {
-          double acc = 0;
-          for (int64_t j = 0; j < t; ++j) {
-            acc += row[j] / sum * x[j * 3 * hd + 2 * hd + h * d + c];
-          }
-          out[(s * t + i) * hd + h * d + c] = static_cast<float>(acc);
-        }
-      }
-    }
-  }
 }
 
 }  // namespace attnserve

@@ -39,11 +39,6 @@ class Attention {
   std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Kernel>> kernels_;
 };
 
-// The naive twin, used by tests: the same contract as Attention::Run, in
-// plain loops with double accumulation.
-void ReferenceAttention(int64_t n, int64_t t, int heads, int head_size,
-                        const float* qkv, float* probs, float* out);
-
 }  // namespace attnserve
 
 #endif  // ATTNSERVE_MODEL_KERNELS_ATTENTION_H_
