@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto stub = attnserve::v1::Encoder::NewStub(
-      attnserve::client::Connect(flags->target));
+      attnserve::client::Connect(flags->channel));
   std::string out;
   const absl::Status status =
       attnserve::client::RunCommand(*flags, *stub, &out);

@@ -75,7 +75,14 @@ Outputs:
   --json               print the response as JSON (tensors as nested values)
 
 Connection:
-  --target=HOST:PORT   server address (default localhost:50051)
+  --target=TARGET      server address (default localhost:50051), or any gRPC
+                       target: dns:///NAME:PORT (every address of NAME, e.g.
+                       a headless Service), ipv4:HOST:A,HOST:B (replicas)
+  --lb=POLICY          round_robin (default: each call to the next ready
+                       replica; draining replicas are skipped) or pick_first
+  --retries=N          retries of a call that finds a replica gone
+                       (UNAVAILABLE), 0-4 (default 4; every call is
+                       idempotent)
   --timeout=SECONDS    deadline of each call (default 30)
   --model=NAME         model to ask for (default: the server's)
   -h, --help           this text
@@ -232,9 +239,9 @@ absl::Status Check(const Flags& f) {
 absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   Flags f;
   const std::vector<std::string> with_value = {
-      "target",          "timeout", "model",   "ids",  "type-ids",
-      "layers",          "heads",   "pooling", "pair", "query",
-      "query-positions", "mask",    "top",     "html"};
+      "target",          "timeout", "model", "ids",     "type-ids", "lb",
+      "retries",         "layers",  "heads", "pooling", "pair",     "query",
+      "query-positions", "mask",    "top",   "html"};
   bool flags_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -272,7 +279,20 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       return Usage(absl::StrCat("--", name, " takes no value"));
     }
     if (name == "target") {
-      f.target = *value;
+      f.channel.target = *value;
+    } else if (name == "lb") {
+      if (*value != "round_robin" && *value != "pick_first") {
+        return Usage(absl::StrCat("--lb: \"", *value,
+                                  "\" is not round_robin or pick_first"));
+      }
+      f.channel.load_balancing = *value;
+    } else if (name == "retries") {
+      int retries = 0;
+      if (!absl::SimpleAtoi(*value, &retries) || retries < 0 || retries > 4) {
+        return Usage(absl::StrCat("--retries: \"", *value,
+                                  "\" is not a number in [0, 4]"));
+      }
+      f.channel.max_attempts = retries + 1;
     } else if (name == "timeout") {
       std::string v(absl::StripSuffix(*value, "s"));
       if (!absl::SimpleAtod(v, &f.timeout_seconds) ||

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/channel.h"
 #include "proto/attnserve.pb.h"
 
 namespace attnserve::client {
@@ -29,7 +30,7 @@ struct Flags {
   bool truncate = false;  // longest-first, to max positions
 
   // Connection.
-  std::string target = "localhost:50051";
+  ChannelOptions channel;       // --target, --lb, --retries
   double timeout_seconds = 30;  // deadline of every call
   std::string model;            // empty = the server's default
 

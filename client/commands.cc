@@ -531,13 +531,6 @@ absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
-}
-
 absl::Status RunCommand(const Flags& flags, v1::Encoder::StubInterface& stub,
                         std::string* out) {
   const std::string& c = flags.command;

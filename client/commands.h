@@ -17,10 +17,6 @@
 
 namespace attnserve::client {
 
-// An insecure channel to `target` that accepts responses of any size
-// (attention maps can be large; the server bounds them).
-std::shared_ptr<grpc::Channel> Connect(const std::string& target);
-
 // Runs flags.command. On success *out holds what to print (and --html has
 // been written). A failed call returns the server's status (code and
 // message as sent); a response that does not match the request returns

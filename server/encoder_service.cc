@@ -39,9 +39,9 @@ absl::Time RequestDeadline(const grpc::CallbackServerContext& context,
   return client;
 }
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+grpc::ServerUnaryReactor* FinishNow(CallTracker& calls,
                                     const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = calls.NewReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
@@ -54,9 +54,9 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
 }
 
 grpc::ServerUnaryReactor* FinishNowWith(
-    grpc::CallbackServerContext* context,
-    const google::protobuf::Message& message, grpc::ByteBuffer* bytes) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    CallTracker& calls, const google::protobuf::Message& message,
+    grpc::ByteBuffer* bytes) {
+  grpc::ServerUnaryReactor* reactor = calls.NewReactor();
   FinishWith(reactor, message, bytes);
   return reactor;
 }
@@ -119,13 +119,13 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
     grpc::ByteBuffer* response_bytes) {
   v1::EncodeRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
-    return FinishNow(context, s);
+    return FinishNow(calls_, s);
   }
   absl::StatusOr<ValidatedEncode> validated =
       ValidateEncodeRequest(request, model_, limits_);
-  if (!validated.ok()) return FinishNow(context, validated.status());
+  if (!validated.ok()) return FinishNow(calls_, validated.status());
 
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
   Batcher::Request job;
   job.tasks = std::move(validated->tasks);
   job.deadline = RequestDeadline(*context, default_deadline_);
@@ -170,33 +170,33 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
 }
 
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
-    grpc::ByteBuffer* response_bytes) {
+    grpc::CallbackServerContext* /*context*/,
+    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
   v1::GetModelInfoRequest request;
   absl::Status status = ParseRequest(*request_bytes, &request);
   if (status.ok()) status = CheckModelName(request.model(), *model_.info);
-  if (!status.ok()) return FinishNow(context, status);
+  if (!status.ok()) return FinishNow(calls_, status);
   v1::ModelInfo response;
   ToProtoModelInfo(model_, &response);
-  return FinishNowWith(context, response, response_bytes);
+  return FinishNowWith(calls_, response, response_bytes);
 }
 
 grpc::ServerUnaryReactor* EncoderService::Tokenize(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
-    grpc::ByteBuffer* response_bytes) {
+    grpc::CallbackServerContext* /*context*/,
+    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
   // No model work: answered here, like validation.
   v1::TokenizeRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
-    return FinishNow(context, s);
+    return FinishNow(calls_, s);
   }
   absl::StatusOr<std::vector<InputSequence>> inputs =
       ValidateTokenizeRequest(request, model_, limits_);
-  if (!inputs.ok()) return FinishNow(context, inputs.status());
+  if (!inputs.ok()) return FinishNow(calls_, inputs.status());
   v1::TokenizeResponse response;
   for (InputSequence& input : *inputs) {
     ToTokenizedSequence(input, response.add_results());
   }
-  return FinishNowWith(context, response, response_bytes);
+  return FinishNowWith(calls_, response, response_bytes);
 }
 
 grpc::ServerUnaryReactor* EncoderService::RankHeads(
@@ -204,14 +204,14 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
     grpc::ByteBuffer* response_bytes) {
   v1::RankHeadsRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
-    return FinishNow(context, s);
+    return FinishNow(calls_, s);
   }
   absl::StatusOr<RankHeadsJob> job =
       ValidateRankHeadsRequest(request, model_, limits_, tokens_per_pass_);
-  if (!job.ok()) return FinishNow(context, job.status());
+  if (!job.ok()) return FinishNow(calls_, job.status());
   auto call = std::make_shared<RankHeadsCall>(*std::move(job));
   call->context = context;
-  call->reactor = context->DefaultReactor();
+  call->reactor = calls_.NewReactor();
   call->response = response_bytes;
   call->deadline = RequestDeadline(*context, default_deadline_);
   grpc::ServerUnaryReactor* reactor = call->reactor;

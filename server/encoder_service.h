@@ -26,6 +26,7 @@
 #include "model/encoder/encoder.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "server/batcher.h"
+#include "server/call_tracker.h"
 #include "server/completion_executor.h"
 #include "server/options.h"
 #include "server/validate.h"
@@ -63,12 +64,15 @@ class EncoderService final
                                       const grpc::ByteBuffer* request,
                                       grpc::ByteBuffer* response) override;
 
+  const CallTracker& calls() const { return calls_; }
+
  private:
   struct RankHeadsCall;
   // Submits `call`'s next pass; its completion adds the results and submits
   // the pass after, or answers. Finishes the call if the batcher refuses.
   void SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call);
 
+  CallTracker calls_;  // every call of this service until gRPC is done
   const ServedModel model_;
   const RequestLimits limits_;
   const absl::Duration default_deadline_;

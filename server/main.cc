@@ -68,6 +68,11 @@ ABSL_FLAG(int64_t, max_rank_heads_tokens,
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(absl::Duration, default_timeout, kDefaults.default_deadline,
           "Deadline for calls whose client set none.");
+ABSL_FLAG(absl::Duration, drain_delay, kDefaults.drain_delay,
+          "On SIGTERM/SIGINT: health turns NOT_SERVING at once, and calls are "
+          "still accepted for this long (so load balancers stop routing "
+          "here) before the server stops accepting. A second signal ends "
+          "the delay early.");
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "On SIGINT/SIGTERM: how long calls in flight may take before they "
           "are cancelled.");
@@ -94,6 +99,7 @@ attnserve::ServerOptions OptionsFromFlags() {
   options.limits.max_rank_heads_tokens =
       absl::GetFlag(FLAGS_max_rank_heads_tokens);
   options.default_deadline = absl::GetFlag(FLAGS_default_timeout);
+  options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
   auto positive = [](const char* flag, int64_t value) {
@@ -112,6 +118,9 @@ attnserve::ServerOptions OptionsFromFlags() {
   }
   if (options.default_deadline <= absl::ZeroDuration()) {
     Die("--default_timeout must be > 0");
+  }
+  if (options.drain_delay < absl::ZeroDuration()) {
+    Die("--drain_delay must be >= 0");
   }
   return options;
 }
@@ -205,9 +214,23 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  const char* signal_name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
+  (*server)->StartDraining();
+  if (options.drain_delay > absl::ZeroDuration()) {
+    std::fprintf(stderr,
+                 "attnserve: %s: health NOT_SERVING; still accepting calls "
+                 "for %s (--drain_delay)\n",
+                 signal_name,
+                 absl::FormatDuration(options.drain_delay).c_str());
+    std::fflush(stderr);
+    // A second signal ends the delay early.
+    const timespec delay = absl::ToTimespec(options.drain_delay);
+    siginfo_t info;
+    sigtimedwait(&signals, &info, &delay);
+  }
   std::fprintf(stderr,
                "attnserve: %s: no new calls; answering the accepted ones\n",
-               signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+               signal_name);
   std::fflush(stderr);
   (*server)->Shutdown(options.shutdown_grace);
   const attnserve::Batcher::Stats stats = (*server)->batcher().stats();

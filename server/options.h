@@ -60,6 +60,10 @@ struct ServerOptions {
   // the inference thread waits before its next pass instead of piling up
   // memory; one completion is always admitted, however large.
   int64_t max_pending_completion_bytes = int64_t{512} << 20;
+  // On SIGTERM: how long the server keeps accepting calls after its health
+  // turns NOT_SERVING, so load balancers and Kubernetes endpoints stop
+  // routing here before the port closes (read by main.cc).
+  absl::Duration drain_delay = absl::Seconds(5);
   // Shutdown: how long in-flight calls may take to finish before gRPC
   // cancels them.
   absl::Duration shutdown_grace = absl::Seconds(30);

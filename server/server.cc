@@ -1,10 +1,13 @@
 #include "server/server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -91,15 +94,39 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
 Server::~Server() { Shutdown(options_.shutdown_grace); }
 
+void Server::StartDraining() {
+  grpc::HealthCheckServiceInterface* health =
+      grpc_server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  // NOT_SERVING for every service name, for good: no later SetServingStatus
+  // can turn it back.
+  health->Shutdown();
+}
+
 void Server::Shutdown(absl::Duration grace) {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   if (grpc_server_ != nullptr) {
-    // The health service reports NOT_SERVING from here on. Blocks until every
-    // call in flight has finished: the batcher is still running and answers
-    // them; after `grace` gRPC cancels the rest, which the batcher drops.
-    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    StartDraining();
+    // gRPC's Shutdown refuses new calls and blocks until every open call has
+    // ended; the batcher is still running and answers ours. After `grace` it
+    // cancels the rest, which the batcher drops. Streams that never end on
+    // their own (health Watch, reflection) would hold it for all of `grace`:
+    // once every call of ours is answered, cancel them. The pause lets the
+    // shutdown thread reach gRPC first, so nothing accepted after it (there
+    // is nothing) could be cancelled.
+    const absl::Time deadline = absl::Now() + grace;
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+      stopped = true;
+    });
+    absl::SleepFor(absl::Milliseconds(200));
+    if (service_->calls().WaitIdle(deadline) && !stopped) {
+      grpc_server_cancel_all_calls(grpc_server_->c_server());
+    }
+    stopper.join();
   }
   // The batcher's last answers go through the completion thread: stop it
   // second.

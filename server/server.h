@@ -43,6 +43,13 @@ class Server {
   // Shutdown(options.shutdown_grace).
   ~Server();
 
+  // The first step of a graceful stop behind a load balancer: the health
+  // service reports NOT_SERVING (overall and for attnserve.v1.Encoder), so
+  // probes and health-checking clients stop sending here, while calls are
+  // still accepted and answered as usual. Shutdown() follows after the
+  // operator's drain delay. Idempotent.
+  void StartDraining();
+
   // Stops accepting calls, lets the calls in flight finish (the batcher and
   // the completion thread keep running; after `grace` gRPC cancels what is
   // left), then drains and joins the batcher, then the completion thread.

@@ -71,7 +71,7 @@ TEST(ParseFlagsTest, TextIsPositional) {
   EXPECT_THAT(f->layers, ElementsAre(5));
   EXPECT_THAT(f->query_words, ElementsAre("it"));
   EXPECT_TRUE(f->attention);  // --layers and --query imply it
-  EXPECT_EQ(f->target, "host:1");
+  EXPECT_EQ(f->channel.target, "host:1");
   EXPECT_DOUBLE_EQ(f->timeout_seconds, 2.5);
 
   std::vector<v1::Sequence> seqs = Sequences(*f);
@@ -382,7 +382,7 @@ class AttnctlServerTest : public ::testing::Test {
     args.push_back("--timeout=30");
     absl::StatusOr<Flags> flags = ParseFlags(args);
     if (!flags.ok()) return flags.status();
-    auto stub = v1::Encoder::NewStub(Connect(flags->target));
+    auto stub = v1::Encoder::NewStub(Connect(flags->channel));
     out->clear();
     return RunCommand(*flags, *stub, out);
   }
@@ -573,7 +573,7 @@ TEST(AttnctlUnreachableTest, FailsWithUnavailableWithinTheDeadline) {
   absl::StatusOr<Flags> flags =
       ParseFlags({"info", "--target=127.0.0.1:1", "--timeout=5"});
   ASSERT_TRUE(flags.ok());
-  auto stub = v1::Encoder::NewStub(Connect(flags->target));
+  auto stub = v1::Encoder::NewStub(Connect(flags->channel));
   std::string out;
   const absl::Status s = RunCommand(*flags, *stub, &out);
   EXPECT_THAT(s.code(), ::testing::AnyOf(absl::StatusCode::kUnavailable,
