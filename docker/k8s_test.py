@@ -135,7 +135,9 @@ def check_deployment(docs: list, flags: set, uid: int) -> None:
         check(grpc.get("port") == port,
               f"Deployment: {probe} is grpc on port {port}")
 
-    grace = seconds(args.get("shutdown_grace", ""))
+    # Passed explicitly: the server's default could change under the manifest.
+    check("shutdown_grace" in args, "Deployment: --shutdown_grace is set")
+    grace = seconds(args.get("shutdown_grace") or "30s")
     pre_stop = container.get("lifecycle", {}).get("preStop", {})
     command = pre_stop.get("exec", {}).get("command", [])
     sleep = float(command[1]) if command[:1] == ["sleep"] else 0.0
