@@ -113,12 +113,16 @@ else
 fi
 
 REVISION="$(git_revision)"
-build_args=(
-  --build-arg "BASE_IMAGE=$BASE"
-  --build-arg "REVISION=$REVISION"
-  --build-arg "VERSION=$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
-  --build-arg "SOURCE=$(git remote get-url origin 2>/dev/null || true)"
-)
+VERSION="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
+SOURCE="$(git remote get-url origin 2>/dev/null || true)"
+build_args=(--build-arg "BASE_IMAGE=$BASE")
+# As build args for the Dockerfile's LABEL, and as --label too, because
+# buildah 1.28 keeps a cached LABEL step's old values when only the args
+# changed (see the Dockerfile).
+for kv in "VERSION=$VERSION" "REVISION=$REVISION" "SOURCE=$SOURCE"; do
+  key="${kv%%=*}"
+  build_args+=(--build-arg "$kv" --label "org.opencontainers.image.${key,,}=${kv#*=}")
+done
 # Podman builds on the host network: apt-get needs nothing more, and it does
 # not depend on podman's bridge (CNI/netavark) setup, which minimal installs
 # may lack. Docker's default build network works everywhere, and

@@ -41,7 +41,12 @@ WORK="$(mktemp -d)"
 C1="attnserve-smoke-$$-a"
 C2="attnserve-smoke-$$-b"
 cleanup() {
-  timeout 60 "$ENGINE" rm -f "$C1" "$C2" >/dev/null 2>&1 || true
+  # One name per call: podman 4.3's `rm -f A B` removes nothing (and exits
+  # 0) when one of them is already gone.
+  local c
+  for c in "$C1" "$C2"; do
+    timeout 60 "$ENGINE" rm -f "$c" >/dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -118,6 +123,8 @@ else
   start="$(now)"
   docker/build.sh --tag "$TAG" >"$WORK/build.log" 2>&1 ||
     { tail -n 40 "$WORK/build.log" >&2; fail "docker/build.sh failed (its log's end above)"; }
+  label="$(image_label "$TAG" org.opencontainers.image.revision)"
+  [ "$label" = "$REVISION" ] || fail "the new image is labelled revision '$label', not $REVISION"
   echo "1/8 image $TAG: built in $(since "$start") s, $(image_size_mb "$TAG") MB"
 fi
 
