@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages attnserve builds and tests against.
-# Usage: scripts/install_deps.sh [--test]   (--test adds what the test suite needs)
+# Usage: scripts/install_deps.sh [--test | --unit-test]
+#   --test       adds what the whole test suite needs (browser, Python, YAML)
+#   --unit-test  adds only GoogleTest: enough for ctest without the browser and
+#                deploy-manifest tests (the image build, docker/Dockerfile)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -10,9 +13,14 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libutf8proc-dev
 )
-if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy)
-fi
+case "${1:-}" in
+  "") ;;
+  --unit-test) packages+=(libgtest-dev libgmock-dev googletest) ;;
+  # python3-yaml: docker/k8s_test.sh parses the deploy manifests.
+  --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
+                     python3-yaml) ;;
+  *) echo "usage: $0 [--test | --unit-test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test. CI runs this (.ci/run).
+# Last, the container smoke test: it builds the image and runs it with docker
+# or podman, and skips itself (exit 0) where neither can run containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --test
 scripts/build.sh -DATTNSERVE_WERROR=ON
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 600 -j 2
+docker/smoke_test.sh
