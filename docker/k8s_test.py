@@ -11,7 +11,8 @@ What is checked, and why it matters:
   removed flag makes the pod crash-loop);
 - gRPC probes, containerPort, Service targetPort, compose's published port and
   EXPOSE all name the port of --address;
-- terminationGracePeriodSeconds > preStop sleep + --shutdown_grace (else the
+- terminationGracePeriodSeconds > preStop sleep + --drain_delay +
+  --shutdown_grace (else the
   kubelet kills calls that were still being answered);
 - runAsUser is non-root and is the Dockerfile's USER uid;
 - --model points at a read-only volume mount; the hardening settings are on;
@@ -138,13 +139,16 @@ def check_deployment(docs: list, flags: set, uid: int) -> None:
     # Passed explicitly: the server's default could change under the manifest.
     check("shutdown_grace" in args, "Deployment: --shutdown_grace is set")
     grace = seconds(args.get("shutdown_grace") or "30s")
+    check("drain_delay" in args, "Deployment: --drain_delay is set")
+    drain = seconds(args.get("drain_delay") or "5s")
     pre_stop = container.get("lifecycle", {}).get("preStop", {})
     command = pre_stop.get("exec", {}).get("command", [])
     sleep = float(command[1]) if command[:1] == ["sleep"] else 0.0
     period = pod.get("terminationGracePeriodSeconds", 30)
-    check(period > sleep + grace,
+    check(period > sleep + drain + grace,
           f"Deployment: terminationGracePeriodSeconds {period} > preStop "
-          f"sleep {sleep:g} + --shutdown_grace {grace:g}")
+          f"sleep {sleep:g} + --drain_delay {drain:g} + --shutdown_grace "
+          f"{grace:g}")
 
     check_container_security("Deployment", pod.get("securityContext", {}),
                              container.get("securityContext", {}), uid)
