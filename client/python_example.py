@@ -20,6 +20,7 @@ Usage, with attnserve running:
 
 import argparse
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -61,13 +62,32 @@ def to_numpy(pb, tensor):
     return np.frombuffer(tensor.data, dtype=dtype).reshape(tuple(tensor.shape))
 
 
+def service_config(lb, max_attempts=5):
+    """What client/channel.cc sets for attnctl: load balancing, client-side
+    health checking (a draining replica leaves the rotation at once) and
+    retries of UNAVAILABLE (every attnserve call is idempotent)."""
+    return json.dumps({
+        "loadBalancingConfig": [{lb: {}}],
+        "healthCheckConfig": {"serviceName": "attnserve.v1.Encoder"},
+        "methodConfig": [{
+            "name": [{"service": "attnserve.v1.Encoder"}],
+            "retryPolicy": {
+                "maxAttempts": max_attempts, "initialBackoff": "0.05s",
+                "maxBackoff": "1s", "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
 def int_list(text):
     return [int(x) for x in text.split(",") if x.strip()]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--target", default="localhost:50051")
+    parser.add_argument("--target", default="localhost:50051",
+                        help="any gRPC target: host:port, dns:///name:port, "
+                        "ipv4:host:a,host:b")
+    parser.add_argument("--lb", default="round_robin",
+                        choices=["round_robin", "pick_first"])
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
     parser.add_argument("--ids", type=int_list, default=[2, 15, 27, 3],
                         help="token ids incl. [CLS]/[SEP], comma-separated")
@@ -80,7 +100,9 @@ def main():
 
     pb, pb_grpc = load_stubs()
     channel = grpc.insecure_channel(
-        args.target, options=[("grpc.max_receive_message_length", -1)])
+        args.target, options=[("grpc.max_receive_message_length", -1),
+                              ("grpc.enable_retries", 1),
+                              ("grpc.service_config", service_config(args.lb))])
     stub = pb_grpc.EncoderStub(channel)
 
     info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=args.timeout)
