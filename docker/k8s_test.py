@@ -204,6 +204,8 @@ def check_kserve(flags: set, uid: int) -> None:
           "ServingRuntime: one port, named h2c, --address's port")
     check(set(spec["protocolVersions"]) <= {"v1", "v2", "grpc-v1", "grpc-v2"},
           "ServingRuntime: protocolVersions are KServe's")
+    check("grpc-v2" in spec["protocolVersions"],
+          "ServingRuntime: lists grpc-v2 (the Open Inference Protocol)")
     check_container_security("ServingRuntime", {},
                              container.get("securityContext", {}), uid)
     model = service["spec"]["predictor"]["model"]

@@ -30,13 +30,17 @@ struct SequenceTask {
       head_mask;  // (layers, heads), 1 = output zeroed; or empty
   PoolingMode pooling = PoolingMode::kNone;
   bool normalize = false;  // L2-normalize the pooled embedding
+  // Also BERT's pooler output (tanh(W·h_[CLS] + b)), whatever `pooling` is:
+  // the Open Inference Protocol returns both.
+  bool want_pooler_output = false;
 };
 
 struct SequenceOutput {
   std::vector<float> hidden;  // (T, hidden) when want_hidden
   std::vector<float>
       attention;  // (attention_layers.size(), heads, T, T), before head_mask
-  std::vector<float> embedding;  // (hidden) when pooling != kNone
+  std::vector<float> embedding;      // (hidden) when pooling != kNone
+  std::vector<float> pooler_output;  // (hidden) when want_pooler_output
 };
 
 }  // namespace attnserve

@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       options.batcher, [model](absl::Span<const SequenceTask> tasks) {
         return model->Forward(tasks);
       });
+  server->oip_service_ = std::make_unique<OipService>(
+      served, server->options_, server->batcher_.get(),
+      server->completions_.get());
   server->service_ = std::make_unique<EncoderService>(
       std::move(served), server->options_, server->batcher_.get(),
       server->completions_.get());
@@ -70,6 +73,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->oip_service_.get());
   const int64_t max_send =
       options.limits.max_response_bytes + kResponseHeadroomBytes;
   builder.SetMaxSendMessageSize(
@@ -95,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 Server::~Server() { Shutdown(options_.shutdown_grace); }
 
 void Server::StartDraining() {
+  oip_service_->SetNotReady();
   grpc::HealthCheckServiceInterface* health =
       grpc_server_->GetHealthCheckService();
   if (health == nullptr) return;
@@ -123,7 +128,8 @@ void Server::Shutdown(absl::Duration grace) {
       stopped = true;
     });
     absl::SleepFor(absl::Milliseconds(200));
-    if (service_->calls().WaitIdle(deadline) && !stopped) {
+    if (service_->calls().WaitIdle(deadline) &&
+        oip_service_->calls().WaitIdle(deadline) && !stopped) {
       grpc_server_cancel_all_calls(grpc_server_->c_server());
     }
     stopper.join();

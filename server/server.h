@@ -1,5 +1,6 @@
 // Builds and runs the gRPC server for one loaded Encoder: the attnserve.v1
-// Encoder service, the standard health service and server reflection.
+// Encoder service, the Open Inference Protocol (inference.
+// GRPCInferenceService), the standard health service and server reflection.
 //
 // Threads: Start() and Shutdown() from the owning thread (main or a test);
 // port(), batcher() from any thread.
@@ -17,6 +18,7 @@
 #include "server/batcher.h"
 #include "server/completion_executor.h"
 #include "server/encoder_service.h"
+#include "server/oip_service.h"
 #include "server/options.h"
 #include "server/validate.h"
 
@@ -77,6 +79,7 @@ class Server {
   std::unique_ptr<CompletionExecutor> completions_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<EncoderService> service_;
+  std::unique_ptr<OipService> oip_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
 
   absl::Mutex shutdown_mu_;

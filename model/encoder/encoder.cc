@@ -252,6 +252,10 @@ void Encoder::Impl::Collect(absl::Span<const SequenceTask> tasks,
                            weights.pooler_bias);
       if (task.normalize) L2Normalize(&out.embedding);
     }
+    if (task.want_pooler_output) {
+      out.pooler_output = Pool(PoolingMode::kPooler, hidden, t, h,
+                               weights.pooler_weight, weights.pooler_bias);
+    }
   }
 }
 
@@ -315,7 +319,8 @@ absl::Status CheckTask(const SequenceTask& task, size_t index,
                                task.head_mask.size(),
                                c.num_layers * c.num_heads));
   }
-  if (task.pooling == PoolingMode::kPooler && !info.has_pooler) {
+  if ((task.pooling == PoolingMode::kPooler || task.want_pooler_output) &&
+      !info.has_pooler) {
     return bad("the checkpoint has no pooler weights");
   }
   return absl::OkStatus();

@@ -1,0 +1,163 @@
+#include "server/oip_service.h"
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "server/convert.h"
+#include "server/grpc_status.h"
+#include "server/oip.h"
+#include "server/wire.h"
+
+namespace attnserve {
+namespace {
+
+// The client's deadline, or `fallback` from now when it set none.
+absl::Time Deadline(const grpc::CallbackServerContext& context,
+                    absl::Duration fallback) {
+  const absl::Time now = absl::Now();
+  const absl::Time client = absl::FromChrono(context.deadline());
+  if (client > now + absl::Hours(24 * 365 * 10)) return now + fallback;
+  return client;
+}
+
+}  // namespace
+
+OipService::OipService(ServedModel model, const ServerOptions& options,
+                       Batcher* batcher, CompletionExecutor* completions)
+    : model_(std::move(model)),
+      limits_(options.limits),
+      default_deadline_(options.default_deadline),
+      batcher_(batcher),
+      completions_(completions) {}
+
+grpc::ServerUnaryReactor* OipService::Answer(const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* OipService::ServerLive(
+    grpc::CallbackServerContext* /*context*/,
+    const inference::ServerLiveRequest* /*request*/,
+    inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return Answer(absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OipService::ServerReady(
+    grpc::CallbackServerContext* /*context*/,
+    const inference::ServerReadyRequest* /*request*/,
+    inference::ServerReadyResponse* response) {
+  response->set_ready(ready_);
+  return Answer(absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OipService::ModelReady(
+    grpc::CallbackServerContext* /*context*/,
+    const inference::ModelReadyRequest* request,
+    inference::ModelReadyResponse* response) {
+  absl::Status status = CheckModelName(request->name(), *model_.info);
+  if (status.ok()) response->set_ready(ready_);
+  return Answer(status);
+}
+
+grpc::ServerUnaryReactor* OipService::ServerMetadata(
+    grpc::CallbackServerContext* /*context*/,
+    const inference::ServerMetadataRequest* /*request*/,
+    inference::ServerMetadataResponse* response) {
+  response->set_name("attnserve");
+  response->set_version(ATTNSERVE_VERSION);
+  // No protocol extensions (model repository, statistics, …) are served.
+  return Answer(absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OipService::ModelMetadata(
+    grpc::CallbackServerContext* /*context*/,
+    const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  absl::Status status = CheckModelName(request->name(), *model_.info);
+  if (status.ok()) ToModelMetadata(model_, response);
+  return Answer(status);
+}
+
+grpc::ServerUnaryReactor* OipService::ModelInfer(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  inference::ModelInferRequest request;
+  if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
+    return Answer(s);
+  }
+  absl::StatusOr<OipRequest> oip = FromModelInfer(request, model_);
+  if (!oip.ok()) return Answer(oip.status());
+  // From here on it is an Encode: the same validation and limits.
+  absl::StatusOr<ValidatedEncode> validated =
+      ValidateEncodeRequest(oip->encode, model_, limits_);
+  if (!validated.ok()) return Answer(validated.status());
+  if (absl::Status s = SetPaddedLength(validated->inputs, model_.info->config,
+                                       limits_, &*oip);
+      !s.ok()) {
+    return Answer(s);
+  }
+  for (SequenceTask& task : validated->tasks) {
+    task.want_pooler_output = oip->pooler_output;
+  }
+
+  grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
+  Batcher::Request job;
+  job.tasks = std::move(validated->tasks);
+  job.deadline = Deadline(*context, default_deadline_);
+  job.is_cancelled = [context] { return context->IsCancelled(); };
+  struct Call {
+    OipRequest oip;
+    OutputSpec spec;
+    std::vector<InputSequence> inputs;
+    std::string id;
+  };
+  auto call =
+      std::make_shared<Call>(Call{*std::move(oip), std::move(validated->spec),
+                                  std::move(validated->inputs), request.id()});
+  job.done = [this, reactor, response_bytes,
+              call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+    int64_t bytes = 0;
+    if (outputs.ok()) {
+      for (const SequenceOutput& o : *outputs) {
+        bytes += 4 * (o.hidden.size() + o.attention.size() +
+                      o.embedding.size() + o.pooler_output.size());
+      }
+    }
+    completions_->Post(
+        [this, reactor, response_bytes, call,
+         outputs = std::move(outputs)]() mutable {
+          if (!outputs.ok()) {
+            reactor->Finish(ToGrpcStatus(outputs.status()));
+            return;
+          }
+          v1::EncodeResponse results;
+          std::vector<std::vector<float>> poolers;
+          for (size_t i = 0; i < call->inputs.size(); ++i) {
+            poolers.push_back(std::move((*outputs)[i].pooler_output));
+            absl::Status status = ToSequenceResult(
+                call->spec, model_.info->config, call->inputs[i], (*outputs)[i],
+                results.add_results());
+            if (!status.ok()) {
+              reactor->Finish(ToGrpcStatus(status));
+              return;
+            }
+          }
+          outputs = absl::StatusOr<std::vector<SequenceOutput>>();  // free
+          inference::ModelInferResponse response;
+          response.set_id(call->id);
+          absl::Status status = ToModelInferResponse(
+              call->oip, results, poolers, *model_.info, &response);
+          if (status.ok()) status = SerializeResponse(response, response_bytes);
+          reactor->Finish(ToGrpcStatus(status));
+        },
+        bytes);
+  };
+  absl::Status submitted = batcher_->Submit(std::move(job));
+  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  return reactor;
+}
+
+}  // namespace attnserve
