@@ -26,6 +26,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "model/encoder/encoder.h"
+#include "model/kernels/cpu.h"
 #include "model/text/tokenizer.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -41,7 +42,9 @@ ABSL_FLAG(std::string, model, "",
 ABSL_FLAG(std::string, address, kDefaults.address,
           "host:port to listen on (port 0 = any free port).");
 ABSL_FLAG(std::string, precision, "fp32",
-          "Compute precision of the matmuls: fp32, bf16 or int8.");
+          "Compute precision of the matmuls: fp32 (exact attention maps), "
+          "bf16, int8, or auto (bf16 where oneDNN runs AMX, else fp32; the "
+          "startup log says which and why).");
 ABSL_FLAG(int64_t, max_batch_tokens, kDefaults.batcher.max_batch_tokens,
           "Token budget of one forward pass; queued requests are merged up to "
           "it.");
@@ -139,7 +142,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves a BERT encoder over gRPC (attnserve.v1.Encoder) with per-head "
       "attention.\nUsage: attnserve --model=DIR [--address=HOST:PORT] "
-      "[--precision=fp32|bf16|int8]");
+      "[--precision=fp32|bf16|int8|auto]");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
     Die(absl::StrCat("unexpected argument \"", rest[1],
@@ -149,10 +152,20 @@ int main(int argc, char** argv) {
   if (model_dir.empty()) Die("--model=DIR is required (see --help)");
   attnserve::ServerOptions options = OptionsFromFlags();
   attnserve::EncoderOptions encoder_options;
-  absl::StatusOr<attnserve::Precision> precision =
-      attnserve::ParsePrecision(absl::GetFlag(FLAGS_precision));
-  if (!precision.ok()) Die(std::string(precision.status().message()));
-  encoder_options.precision = *precision;
+  if (absl::GetFlag(FLAGS_precision) == "auto") {
+    std::string why;
+    encoder_options.precision = attnserve::AutoPrecision(&why);
+    std::fprintf(stderr, "attnserve: --precision=auto chose %s: %s\n",
+                 attnserve::PrecisionName(encoder_options.precision),
+                 why.c_str());
+  } else {
+    absl::StatusOr<attnserve::Precision> precision =
+        attnserve::ParsePrecision(absl::GetFlag(FLAGS_precision));
+    if (!precision.ok()) {
+      Die(absl::StrCat(precision.status().message(), " or auto"));
+    }
+    encoder_options.precision = *precision;
+  }
 
   // Every thread started from here on (OpenMP, gRPC, inference) inherits the
   // blocked mask, so the signals reach only the sigwait() below.

@@ -1,0 +1,49 @@
+#include "model/kernels/cpu.h"
+
+#include "absl/strings/str_cat.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace attnserve {
+
+std::string EffectiveCpuIsa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case dnnl::cpu_isa::all:
+      return "all";
+  }
+  return "unknown";
+}
+
+Precision AutoPrecision(std::string* why) {
+  const std::string isa = EffectiveCpuIsa();
+  if (dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx) {
+    *why = absl::StrCat("oneDNN runs ", isa,
+                        ": AMX tiles make bf16 matmuls "
+                        "several times faster than fp32");
+    return Precision::kBFloat16;
+  }
+  *why = absl::StrCat("oneDNN runs ", isa,
+                      ", no AMX: bf16 is not reliably faster than fp32 here");
+  return Precision::kFloat32;
+}
+
+}  // namespace attnserve

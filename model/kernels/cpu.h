@@ -1,0 +1,28 @@
+// What oneDNN runs on this machine, and the precision that pays off there.
+//
+// The build machines change CPU between sessions (AMD Zen 4; Intel Xeon with
+// AVX-512 BF16 but no AMX; Intel Xeon with AMX). On oneDNN 2.6.3 bf16
+// matmuls are ~6× faster than fp32 with AMX tiles, but *slower* than fp32 on
+// an Intel CPU with AVX-512 BF16 and no AMX. ONEDNN_MAX_CPU_ISA caps the ISA.
+#ifndef ATTNSERVE_MODEL_KERNELS_CPU_H_
+#define ATTNSERVE_MODEL_KERNELS_CPU_H_
+
+#include <string>
+
+#include "model/types.h"
+
+namespace attnserve {
+
+// The ISA oneDNN dispatches to: "avx512_core_amx", "avx512_core_bf16",
+// "avx512_core_vnni", "avx512_core", "avx2_vnni", "avx2", … (after any
+// ONEDNN_MAX_CPU_ISA cap).
+std::string EffectiveCpuIsa();
+
+// --precision=auto: bf16 where oneDNN runs AMX, fp32 elsewhere (exact
+// attention maps are the default promise; bf16 is chosen only where it is
+// several times faster). `why` says which ISA decided it.
+Precision AutoPrecision(std::string* why);
+
+}  // namespace attnserve
+
+#endif  // ATTNSERVE_MODEL_KERNELS_CPU_H_
