@@ -23,6 +23,16 @@ grpc::ServerUnaryReactor* CallTracker::NewReactor() {
   return new Reactor(this);
 }
 
+void CallTracker::Begin() {
+  absl::MutexLock lock(&mu_);
+  ++in_flight_;
+}
+
+void CallTracker::End() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
 int64_t CallTracker::in_flight() const {
   absl::MutexLock lock(&mu_);
   return in_flight_;

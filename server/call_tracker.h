@@ -26,6 +26,10 @@ class CallTracker {
  public:
   // A reactor for one unary call: counted in flight until its OnDone.
   grpc::ServerUnaryReactor* NewReactor();
+  // Work counted by hand: one message of a stream, from its read until its
+  // response is written.
+  void Begin();
+  void End();
 
   int64_t in_flight() const;
   // Blocks until no call is in flight or `deadline` passes; true if none is.
