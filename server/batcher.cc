@@ -35,8 +35,9 @@ absl::StatusOr<std::vector<SequenceOutput>> CallForward(
 
 }  // namespace
 
-Batcher::Batcher(BatcherOptions options, ForwardFn forward)
-    : options_(options), forward_(std::move(forward)) {
+Batcher::Batcher(BatcherOptions options, ForwardFn forward,
+                 BatchListener* listener)
+    : options_(options), forward_(std::move(forward)), listener_(listener) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -58,6 +59,7 @@ absl::Status Batcher::Submit(Request request) {
                      " requests waiting, limit --max_queue_requests=",
                      options_.max_queue_requests, "); retry later"));
   }
+  request.submitted = absl::Now();
   queue_.push_back(std::move(request));
   return absl::OkStatus();
 }
@@ -136,7 +138,12 @@ void Batcher::Loop() {
         queue_.pop_front();
       }
     }
-    for (auto& [request, status] : dropped) request.done(status);
+    const absl::Time dequeued = absl::Now();
+    for (auto& [request, status] : dropped) {
+      Dequeued(request, dequeued);
+      request.done(status);
+    }
+    for (Request& request : batch) Dequeued(request, dequeued);
     if (!batch.empty()) Run(batch);
   }
 }
@@ -151,6 +158,7 @@ void Batcher::Run(std::vector<Request>& batch) {
     offset.push_back(tasks.size());
   }
   int64_t passes = 1;
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::vector<SequenceOutput>> outputs =
       CallForward(forward_, tasks);
 
@@ -175,6 +183,13 @@ void Batcher::Run(std::vector<Request>& batch) {
                                     offset[i], offset[i + 1] - offset[i])));
     }
   }
+  const absl::Duration duration = absl::Now() - start;
+  int64_t tokens = 0;
+  for (const SequenceTask& task : tasks) tokens += task.token_ids.size();
+  if (listener_ != nullptr) {
+    listener_->OnPass({static_cast<int>(batch.size()),
+                       static_cast<int64_t>(tasks.size()), tokens, duration});
+  }
   {
     absl::MutexLock lock(&mu_);
     stats_.forward_passes += passes;
@@ -184,8 +199,15 @@ void Batcher::Run(std::vector<Request>& batch) {
         stats_.max_requests_in_pass, static_cast<int64_t>(batch.size()));
   }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].timing != nullptr) batch[i].timing->inference = duration;
     batch[i].done(std::move(answers[i]));
   }
+}
+
+void Batcher::Dequeued(Request& request, absl::Time now) {
+  const absl::Duration waited = now - request.submitted;
+  if (request.timing != nullptr) request.timing->queue = waited;
+  if (listener_ != nullptr) listener_->OnDequeued(waited);
 }
 
 }  // namespace attnserve

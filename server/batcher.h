@@ -33,6 +33,26 @@ namespace attnserve {
 using ForwardFn = std::function<absl::StatusOr<std::vector<SequenceOutput>>(
     absl::Span<const SequenceTask>)>;
 
+// Told what the inference thread does, for metrics (server/metrics.h): the
+// batcher stays free of any metrics library. Called on the inference thread;
+// implementations must be quick and must not call back into the Batcher.
+class BatchListener {
+ public:
+  struct Pass {
+    int requests = 0;  // requests merged into the pass
+    int64_t sequences = 0;
+    int64_t tokens = 0;       // real tokens, summed over the sequences
+    absl::Duration duration;  // the forward function's wall time
+  };
+  virtual ~BatchListener() = default;
+  // A request left the queue after waiting `waited`: to run, or answered
+  // DEADLINE_EXCEEDED or CANCELLED without running.
+  virtual void OnDequeued(absl::Duration waited) = 0;
+  // A forward pass ran (a failed merged pass re-run request by request
+  // counts once, with the total time).
+  virtual void OnPass(const Pass& pass) = 0;
+};
+
 class Batcher {
  public:
   struct Request {
@@ -44,6 +64,16 @@ class Batcher {
     // Called exactly once, on the inference thread, with one output per task
     // (in order) or the reason there are none.
     std::function<void(absl::StatusOr<std::vector<SequenceOutput>>)> done;
+    // Optional: where the batcher writes this request's times just before
+    // `done` (the x-queue-time and x-inference-time of the response). Must
+    // stay valid until `done` returns.
+    struct Timing {
+      absl::Duration queue;      // Submit() to leaving the queue
+      absl::Duration inference;  // the forward pass it ran in
+    };
+    Timing* timing = nullptr;
+    // Set by Submit().
+    absl::Time submitted;
   };
 
   // Counters for tests and logs; all monotonic.
@@ -58,8 +88,10 @@ class Batcher {
     int64_t max_requests_in_pass = 0;
   };
 
-  // Starts the inference thread.
-  Batcher(BatcherOptions options, ForwardFn forward);
+  // Starts the inference thread. `listener` (may be null) must outlive the
+  // Batcher.
+  Batcher(BatcherOptions options, ForwardFn forward,
+          BatchListener* listener = nullptr);
   // Shutdown() and join.
   ~Batcher();
 
@@ -88,9 +120,12 @@ class Batcher {
  private:
   void Loop();
   void Run(std::vector<Request>& batch);
+  // Records how long `request` waited: its Timing and the listener.
+  void Dequeued(Request& request, absl::Time now);
 
   const BatcherOptions options_;
   const ForwardFn forward_;
+  BatchListener* const listener_;  // may be null
 
   mutable absl::Mutex mu_;
   std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/call_record.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/validate.h"
@@ -46,11 +47,17 @@ grpc::ServerUnaryReactor* FinishNow(CallTracker& calls,
   return reactor;
 }
 
+// Serializes `message` into `bytes`: the status to finish the call with.
+grpc::Status Serialized(const google::protobuf::Message& message,
+                        grpc::ByteBuffer* bytes) {
+  return ToGrpcStatus(SerializeResponse(message, bytes));
+}
+
 // Serializes `message` into `bytes` and finishes the call with it.
 void FinishWith(grpc::ServerUnaryReactor* reactor,
                 const google::protobuf::Message& message,
                 grpc::ByteBuffer* bytes) {
-  reactor->Finish(ToGrpcStatus(SerializeResponse(message, bytes)));
+  reactor->Finish(Serialized(message, bytes));
 }
 
 grpc::ServerUnaryReactor* FinishNowWith(
@@ -102,21 +109,39 @@ struct EncoderService::RankHeadsCall {
   grpc::ServerUnaryReactor* reactor = nullptr;
   grpc::ByteBuffer* response = nullptr;  // serialized RankHeadsResponse
   absl::Time deadline;
+  absl::Time start;                 // handler entry
+  CallWork work;                    // queue and inference summed over passes
+  Batcher::Request::Timing timing;  // of the pass in flight
 };
 
 EncoderService::EncoderService(ServedModel model, const ServerOptions& options,
                                Batcher* batcher,
-                               CompletionExecutor* completions)
+                               CompletionExecutor* completions,
+                               ServiceHooks hooks)
     : model_(std::move(model)),
       limits_(options.limits),
       default_deadline_(options.default_deadline),
       tokens_per_pass_(options.batcher.max_batch_tokens),
       batcher_(batcher),
-      completions_(completions) {}
+      completions_(completions),
+      hooks_(hooks) {}
+
+void EncoderService::Answer(grpc::CallbackServerContext* context,
+                            grpc::ServerUnaryReactor* reactor, CallWork work,
+                            absl::Time start, const grpc::Status& status) {
+  work.total = absl::Now() - start;
+  AddTimingMetadata(work, context);
+  if (hooks_.work_board != nullptr) hooks_.work_board->Put(context, work);
+  reactor->Finish(status);
+}
 
 grpc::ServerUnaryReactor* EncoderService::Encode(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
+  const absl::Time start = absl::Now();
+  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+    return FinishNow(calls_, s);
+  }
   v1::EncodeRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
@@ -134,46 +159,58 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
   struct Labels {
     OutputSpec spec;
     std::vector<InputSequence> inputs;
+    CallWork work;
+    Batcher::Request::Timing timing;  // written by the batcher before done
   };
   auto labels = std::make_shared<Labels>(
-      Labels{std::move(validated->spec), std::move(validated->inputs)});
+      Labels{std::move(validated->spec), std::move(validated->inputs), {}, {}});
+  labels->work.sequences = static_cast<int64_t>(job.tasks.size());
+  for (const SequenceTask& task : job.tasks) {
+    labels->work.tokens += static_cast<int64_t>(task.token_ids.size());
+  }
+  labels->work.tokenization = absl::Now() - start;
+  job.timing = &labels->timing;
   // Inference thread: hand the outputs over and return to the next pass.
-  job.done = [this, reactor, response_bytes,
-              labels](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+  job.done = [this, context, reactor, response_bytes, labels,
+              start](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
-        [this, reactor, response_bytes, labels,
+        [this, context, reactor, response_bytes, labels, start,
          outputs = std::move(outputs)]() mutable {
-          if (!outputs.ok()) {
-            reactor->Finish(ToGrpcStatus(outputs.status()));
-            return;
-          }
+          labels->work.queue = labels->timing.queue;
+          labels->work.inference = labels->timing.inference;
+          auto answer = [&](const grpc::Status& status) {
+            Answer(context, reactor, labels->work, start, status);
+          };
+          if (!outputs.ok()) return answer(ToGrpcStatus(outputs.status()));
           v1::EncodeResponse response;
           response.set_model(model_.info->name);
           for (size_t i = 0; i < labels->inputs.size(); ++i) {
             absl::Status status = ToSequenceResult(
                 labels->spec, model_.info->config, labels->inputs[i],
                 (*outputs)[i], response.add_results());
-            if (!status.ok()) {
-              reactor->Finish(ToGrpcStatus(status));
-              return;
-            }
+            if (!status.ok()) return answer(ToGrpcStatus(status));
           }
           outputs = absl::StatusOr<std::vector<SequenceOutput>>();  // free
-          FinishWith(reactor, response, response_bytes);
+          answer(Serialized(response, response_bytes));
         },
         bytes);
   };
+  const CallWork work = labels->work;  // `job` (and `labels`) move on
   absl::Status submitted = batcher_->Submit(std::move(job));
-  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  if (!submitted.ok()) {
+    Answer(context, reactor, work, start, ToGrpcStatus(submitted));
+  }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
-    grpc::CallbackServerContext* /*context*/,
-    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  absl::Status status = CheckCallToken(hooks_.auth, *context);
+  if (!status.ok()) return FinishNow(calls_, status);
   v1::GetModelInfoRequest request;
-  absl::Status status = ParseRequest(*request_bytes, &request);
+  status = ParseRequest(*request_bytes, &request);
   if (status.ok()) status = CheckModelName(request.model(), *model_.info);
   if (!status.ok()) return FinishNow(calls_, status);
   v1::ModelInfo response;
@@ -182,9 +219,13 @@ grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
 }
 
 grpc::ServerUnaryReactor* EncoderService::Tokenize(
-    grpc::CallbackServerContext* /*context*/,
-    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
   // No model work: answered here, like validation.
+  const absl::Time start = absl::Now();
+  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+    return FinishNow(calls_, s);
+  }
   v1::TokenizeRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
@@ -193,15 +234,25 @@ grpc::ServerUnaryReactor* EncoderService::Tokenize(
       ValidateTokenizeRequest(request, model_, limits_);
   if (!inputs.ok()) return FinishNow(calls_, inputs.status());
   v1::TokenizeResponse response;
+  CallWork work;
+  work.sequences = static_cast<int64_t>(inputs->size());
   for (InputSequence& input : *inputs) {
+    work.tokens += static_cast<int64_t>(input.ids.size());
     ToTokenizedSequence(input, response.add_results());
   }
-  return FinishNowWith(calls_, response, response_bytes);
+  work.tokenization = absl::Now() - start;
+  grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
+  Answer(context, reactor, work, start, Serialized(response, response_bytes));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* EncoderService::RankHeads(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
+  const absl::Time start = absl::Now();
+  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+    return FinishNow(calls_, s);
+  }
   v1::RankHeadsRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
@@ -214,6 +265,11 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
   call->reactor = calls_.NewReactor();
   call->response = response_bytes;
   call->deadline = RequestDeadline(*context, default_deadline_);
+  call->start = start;
+  call->work.sequences = request.sequences_size();
+  // Its compute tokens: every forward pass of the ranking.
+  call->work.tokens = call->job.ablation_tokens();
+  call->work.tokenization = absl::Now() - start;
   grpc::ServerUnaryReactor* reactor = call->reactor;
   SubmitRankHeadsPass(std::move(call));
   return reactor;
@@ -228,21 +284,24 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
   pass.deadline = call->deadline;
   grpc::CallbackServerContext* context = call->context;
   pass.is_cancelled = [context] { return context->IsCancelled(); };
+  pass.timing = &call->timing;
   grpc::ServerUnaryReactor* reactor = call->reactor;
   pass.done = [this,
                call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
         [this, call, outputs = std::move(outputs)]() mutable {
-          if (!outputs.ok()) {
-            call->reactor->Finish(ToGrpcStatus(outputs.status()));
-            return;
-          }
+          call->work.queue += call->timing.queue;
+          call->work.inference += call->timing.inference;
+          auto answer = [&](const grpc::Status& status) {
+            Answer(call->context, call->reactor, call->work, call->start,
+                   status);
+          };
+          if (!outputs.ok()) return answer(ToGrpcStatus(outputs.status()));
           absl::Status added = call->job.AddResults(*outputs);
           if (!added.ok()) {
-            call->reactor->Finish(ToGrpcStatus(absl::InternalError(
+            return answer(ToGrpcStatus(absl::InternalError(
                 absl::StrCat("RankHeads: ", added.message()))));
-            return;
           }
           if (!call->job.done()) {
             SubmitRankHeadsPass(std::move(call));
@@ -250,18 +309,19 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
           }
           absl::StatusOr<HeadRanking> ranking = call->job.Result();
           if (!ranking.ok()) {
-            call->reactor->Finish(ToGrpcStatus(absl::InternalError(
+            return answer(ToGrpcStatus(absl::InternalError(
                 absl::StrCat("RankHeads: ", ranking.status().message()))));
-            return;
           }
           v1::RankHeadsResponse response;
           ToRankHeadsResponse(*ranking, model_.info->name, &response);
-          FinishWith(call->reactor, response, call->response);
+          answer(Serialized(response, call->response));
         },
         bytes);
   };
   absl::Status submitted = batcher_->Submit(std::move(pass));
-  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  if (!submitted.ok()) {
+    Answer(context, reactor, call->work, call->start, ToGrpcStatus(submitted));
+  }
 }
 
 }  // namespace attnserve

@@ -25,13 +25,26 @@
 #include "grpcpp/grpcpp.h"
 #include "model/encoder/encoder.h"
 #include "proto/attnserve.grpc.pb.h"
+#include "server/auth.h"
 #include "server/batcher.h"
+#include "server/call_interceptor.h"
 #include "server/call_tracker.h"
 #include "server/completion_executor.h"
 #include "server/options.h"
 #include "server/validate.h"
 
 namespace attnserve {
+
+// What the service reports to and asks of the server's operating parts; all
+// may be null (then: no token needed, no work reported).
+struct ServiceHooks {
+  // Checked first in every handler: missing or wrong bearer token →
+  // UNAUTHENTICATED.
+  const Authenticator* auth = nullptr;
+  // Where each call's CallWork goes for the metrics and the access log (set
+  // only when the call interceptor runs, which takes every entry).
+  CallWorkBoard* work_board = nullptr;
+};
 
 // Fills the proto ModelInfo from the loader's and the tokenizer's.
 void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out);
@@ -47,7 +60,8 @@ class EncoderService final
   // service; `completions` must stop after `batcher` (it runs the batcher's
   // last answers).
   EncoderService(ServedModel model, const ServerOptions& options,
-                 Batcher* batcher, CompletionExecutor* completions);
+                 Batcher* batcher, CompletionExecutor* completions,
+                 ServiceHooks hooks = {});
 
   // Each takes a serialized request (v1::EncodeRequest, ...) and answers a
   // serialized response (v1::EncodeResponse, ...).
@@ -68,6 +82,11 @@ class EncoderService final
 
  private:
   struct RankHeadsCall;
+  // Finishes a call whose request was valid with `status`: its work goes
+  // into the x-*-time metadata and onto the work board.
+  void Answer(grpc::CallbackServerContext* context,
+              grpc::ServerUnaryReactor* reactor, CallWork work,
+              absl::Time start, const grpc::Status& status);
   // Submits `call`'s next pass; its completion adds the results and submits
   // the pass after, or answers. Finishes the call if the batcher refuses.
   void SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call);
@@ -79,6 +98,7 @@ class EncoderService final
   const int64_t tokens_per_pass_;  // RankHeads passes: the batcher's budget
   Batcher* const batcher_;
   CompletionExecutor* const completions_;
+  const ServiceHooks hooks_;
 };
 
 }  // namespace attnserve

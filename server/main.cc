@@ -8,7 +8,7 @@
 //
 // The only place that reads flags: they fill ServerOptions and
 // EncoderOptions. SIGINT/SIGTERM: stop accepting, answer every accepted
-// request, exit 0.
+// request, exit 0. SIGHUP: re-read --auth_tokens_file.
 #include <pthread.h>
 #include <signal.h>
 
@@ -28,6 +28,7 @@
 #include "model/encoder/encoder.h"
 #include "model/kernels/cpu.h"
 #include "model/text/tokenizer.h"
+#include "server/access_log.h"
 #include "server/options.h"
 #include "server/server.h"
 
@@ -79,6 +80,31 @@ ABSL_FLAG(absl::Duration, drain_delay, kDefaults.drain_delay,
 ABSL_FLAG(absl::Duration, shutdown_grace, kDefaults.shutdown_grace,
           "On SIGINT/SIGTERM: how long calls in flight may take before they "
           "are cancelled.");
+// Operating it (README "Operate").
+ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
+          "host:port (host an IP address) of the HTTP endpoint serving "
+          "Prometheus /metrics and /healthz (200 while serving, else 503); "
+          "empty = off.");
+ABSL_FLAG(bool, log_requests, kDefaults.log_requests,
+          "One access log line per finished call on stderr (method, peer, "
+          "status, sequences, tokens, times, response bytes; never request "
+          "content).");
+ABSL_FLAG(std::string, log_format, "text",
+          "Access log format: text (logfmt key=value) or json (JSON lines).");
+ABSL_FLAG(std::string, tls_cert, kDefaults.tls.cert_file,
+          "PEM certificate chain: serve TLS only (with --tls_key).");
+ABSL_FLAG(std::string, tls_key, kDefaults.tls.key_file,
+          "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, kDefaults.tls.client_ca_file,
+          "PEM CA certificates: require client certificates signed by them "
+          "(mTLS).");
+ABSL_FLAG(absl::Duration, tls_refresh_interval, kDefaults.tls.refresh_interval,
+          "How often the TLS files are re-read: a rotated certificate reaches "
+          "new connections within this interval.");
+ABSL_FLAG(std::string, auth_tokens_file, kDefaults.auth_tokens_file,
+          "File of bearer tokens, one per line: calls must send "
+          "\"authorization: Bearer <token>\" (health and reflection stay "
+          "open). Re-read on SIGHUP.");
 
 namespace {
 
@@ -87,6 +113,22 @@ namespace {
   std::string line = absl::StrReplaceAll(message, {{"\n", " "}});
   std::fprintf(stderr, "attnserve: %s\n", line.c_str());
   std::exit(1);
+}
+
+// SIGHUP: re-reads --auth_tokens_file and says how it went.
+void ReloadTokens(attnserve::Server& server,
+                  const attnserve::ServerOptions& options) {
+  absl::StatusOr<size_t> tokens = server.ReloadAuthTokens();
+  if (tokens.ok()) {
+    std::fprintf(stderr, "attnserve: SIGHUP: %zu tokens loaded from %s\n",
+                 *tokens, options.auth_tokens_file.c_str());
+  } else {
+    std::string why =
+        absl::StrReplaceAll(tokens.status().message(), {{"\n", " "}});
+    std::fprintf(stderr, "attnserve: SIGHUP: tokens not reloaded (%s)\n",
+                 why.c_str());
+  }
+  std::fflush(stderr);
 }
 
 attnserve::ServerOptions OptionsFromFlags() {
@@ -104,6 +146,17 @@ attnserve::ServerOptions OptionsFromFlags() {
   options.default_deadline = absl::GetFlag(FLAGS_default_timeout);
   options.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.log_requests = absl::GetFlag(FLAGS_log_requests);
+  absl::StatusOr<attnserve::LogFormat> log_format =
+      attnserve::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) Die(std::string(log_format.status().message()));
+  options.log_format = *log_format;
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls.refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
 
   auto positive = [](const char* flag, int64_t value) {
     if (value <= 0) Die(absl::StrCat("--", flag, "=", value, " must be > 0"));
@@ -173,6 +226,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Load on a thread that exits afterwards: the weight reorders run on an
@@ -217,6 +271,13 @@ int main(int argc, char** argv) {
   if (const size_t colon = address.rfind(':'); colon != std::string::npos) {
     address = absl::StrCat(address.substr(0, colon + 1), (*server)->port());
   }
+  if ((*server)->metrics_port() != 0) {
+    std::string metrics = options.metrics_address;
+    metrics = absl::StrCat(metrics.substr(0, metrics.rfind(':') + 1),
+                           (*server)->metrics_port());
+    std::fprintf(stderr, "attnserve: metrics on http://%s/metrics\n",
+                 metrics.c_str());
+  }
   std::fprintf(stderr,
                "attnserve: serving %s (%d layers, %d heads, hidden %d, %s) on "
                "%s\n",
@@ -226,7 +287,11 @@ int main(int argc, char** argv) {
   std::fflush(stderr);
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  // SIGHUP re-reads the tokens, before and during the drain; SIGINT or
+  // SIGTERM starts the stop.
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    ReloadTokens(**server, options);
+  }
   const char* signal_name = signal_number == SIGINT ? "SIGINT" : "SIGTERM";
   (*server)->StartDraining();
   if (options.drain_delay > absl::ZeroDuration()) {
@@ -236,10 +301,15 @@ int main(int argc, char** argv) {
                  signal_name,
                  absl::FormatDuration(options.drain_delay).c_str());
     std::fflush(stderr);
-    // A second signal ends the delay early.
-    const timespec delay = absl::ToTimespec(options.drain_delay);
-    siginfo_t info;
-    sigtimedwait(&signals, &info, &delay);
+    // A second SIGINT/SIGTERM ends the delay early.
+    const absl::Time drained = absl::Now() + options.drain_delay;
+    for (absl::Time now = absl::Now(); now < drained; now = absl::Now()) {
+      const timespec delay = absl::ToTimespec(drained - now);
+      siginfo_t info;
+      const int got = sigtimedwait(&signals, &info, &delay);
+      if (got != SIGHUP) break;  // a stop signal, or the delay is over
+      ReloadTokens(**server, options);
+    }
   }
   std::fprintf(stderr,
                "attnserve: %s: no new calls; answering the accepted ones\n",

@@ -45,6 +45,21 @@ struct RequestLimits {
 // max_response_bytes with the tensors.)
 inline constexpr int64_t kResponseHeadroomBytes = int64_t{1} << 20;
 
+// Serving TLS (server/tls.h). Empty cert_file = plaintext.
+struct TlsOptions {
+  std::string cert_file;  // PEM certificate chain of the server
+  std::string key_file;   // PEM private key of cert_file
+  // PEM CA bundle: when set, clients must present a certificate it signed
+  // (mTLS). Empty = no client certificates asked for.
+  std::string client_ca_file;
+  // How often the files are re-read: a certificate rotated on disk is served
+  // to new connections within this interval, without a restart.
+  absl::Duration refresh_interval = absl::Seconds(60);
+};
+
+// Per-call access log lines on stderr (server/access_log.h).
+enum class LogFormat { kText, kJson };
+
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free port (see Server::port()).
   std::string address = "0.0.0.0:50051";
@@ -67,6 +82,19 @@ struct ServerOptions {
   // Shutdown: how long in-flight calls may take to finish before gRPC
   // cancels them.
   absl::Duration shutdown_grace = absl::Seconds(30);
+
+  // Operating it (README "Operate").
+  // host:port of the HTTP endpoint serving /metrics (Prometheus text format)
+  // and /healthz; empty = off. Port 0 picks a free port
+  // (Server::metrics_port()).
+  std::string metrics_address;
+  // One access log line per finished call on stderr, in log_format.
+  bool log_requests = true;
+  LogFormat log_format = LogFormat::kText;
+  TlsOptions tls;
+  // File of bearer tokens, one per line; empty = no token needed. Checked on
+  // every call but health and reflection (server/auth.h).
+  std::string auth_tokens_file;
 };
 
 }  // namespace attnserve

@@ -3,13 +3,20 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc/grpc.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "model/types.h"
+#include "server/tls.h"
 
 namespace attnserve {
 
@@ -26,14 +33,66 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
   return tokenizer;
 }
 
+namespace {
+
+// "package.Service/Method" of every method of `services`, from protobuf's
+// generated pool, where reflection finds them too: INTERNAL when a service
+// has no descriptor there (reflection would list it and fail to describe
+// it).
+absl::StatusOr<absl::flat_hash_set<std::string>> MethodNames(
+    const std::vector<std::string>& services) {
+  absl::flat_hash_set<std::string> names;
+  for (const std::string& service : services) {
+    const google::protobuf::ServiceDescriptor* descriptor =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            service);
+    if (descriptor == nullptr) {
+      return absl::InternalError(absl::StrCat(
+          "service ", service,
+          " has no descriptor linked in: reflection could not describe it"));
+    }
+    for (int m = 0; m < descriptor->method_count(); ++m) {
+      names.insert(absl::StrCat(service, "/", descriptor->method(m)->name()));
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerOptions& options, std::unique_ptr<Encoder> encoder,
     absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer) {
   if (encoder == nullptr) {
     return absl::InvalidArgumentError("Server::Start needs a loaded encoder");
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(options.tls);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
+  if (!options.auth_tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+        Authenticator::Load(options.auth_tokens_file);
+    if (!auth.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--auth_tokens_file: ", auth.status().message()));
+    }
+    server->auth_ = *std::move(auth);
+  }
+  const ModelInfo& info = encoder->info();
+  if (!options.metrics_address.empty()) {
+    // The queue is read only at scrapes, which start with Listen() below,
+    // after the batcher exists.
+    server->metrics_ = std::make_unique<Metrics>(
+        Metrics::ModelLabels{info.name, PrecisionName(info.precision),
+                             info.config.num_layers, info.config.num_heads,
+                             info.config.hidden_size},
+        [s = server.get()] { return s->batcher_->queued(); });
+  }
+  if (options.log_requests) {
+    server->access_log_ = std::make_unique<AccessLog>(options.log_format);
+  }
   server->encoder_ = std::move(encoder);
   ServedModel served;
   served.info = &server->encoder_->info();
@@ -54,26 +113,63 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->completions_ = std::make_unique<CompletionExecutor>(
       options.max_pending_completion_bytes);
   server->batcher_ = std::make_unique<Batcher>(
-      options.batcher, [model](absl::Span<const SequenceTask> tasks) {
+      options.batcher,
+      [model](absl::Span<const SequenceTask> tasks) {
         return model->Forward(tasks);
-      });
+      },
+      server->metrics_.get());
+  std::vector<CallObserver*> observers;
+  if (server->metrics_ != nullptr) observers.push_back(server->metrics_.get());
+  if (server->access_log_ != nullptr) {
+    observers.push_back(server->access_log_.get());
+  }
+  ServiceHooks hooks;
+  hooks.auth = server->auth_.get();
+  if (!observers.empty()) hooks.work_board = &server->work_board_;
   server->oip_service_ = std::make_unique<OipService>(
       served, server->options_, server->batcher_.get(),
       server->completions_.get());
   server->service_ = std::make_unique<EncoderService>(
       std::move(served), server->options_, server->batcher_.get(),
-      server->completions_.get());
+      server->completions_.get(), hooks);
+  if (server->metrics_ != nullptr) {
+    if (absl::Status s = server->metrics_->Listen(options.metrics_address);
+        !s.ok()) {
+      server->batcher_->Shutdown();
+      server->completions_->Shutdown();
+      return s;
+    }
+  }
 
+  // Reflection describes services from protobuf's generated pool; gRPC's
+  // health service is built on upb and puts no descriptor there. Referencing
+  // the health.proto compiled into attnserve_health_proto links it in, so
+  // reflection can describe every service it lists.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default: a second server on a busy port would
   // start and silently share its traffic. Fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->oip_service_.get());
+  if (!observers.empty()) {
+    // Every service registered here (the health and reflection services
+    // come with the builder), so its calls are recorded by name.
+    absl::StatusOr<absl::flat_hash_set<std::string>> methods =
+        MethodNames({v1::Encoder::service_full_name(),
+                     inference::GRPCInferenceService::service_full_name(),
+                     kHealthService, kReflectionService});
+    if (!methods.ok()) return methods.status();
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<CallInterceptorFactory>(
+        &server->work_board_, std::move(observers), *std::move(methods)));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   const int64_t max_send =
       options.limits.max_response_bytes + kResponseHeadroomBytes;
   builder.SetMaxSendMessageSize(
@@ -93,12 +189,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     health->SetServingStatus(true);  // overall ("")
     health->SetServingStatus(v1::Encoder::service_full_name(), true);
   }
+  if (server->metrics_ != nullptr) server->metrics_->SetServing(true);
   return server;
 }
 
 Server::~Server() { Shutdown(options_.shutdown_grace); }
 
+absl::StatusOr<size_t> Server::ReloadAuthTokens() {
+  if (auth_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "the server was started without --auth_tokens_file");
+  }
+  return auth_->Reload();
+}
+
 void Server::StartDraining() {
+  if (metrics_ != nullptr) metrics_->SetServing(false);
   oip_service_->SetNotReady();
   grpc::HealthCheckServiceInterface* health =
       grpc_server_->GetHealthCheckService();

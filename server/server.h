@@ -1,9 +1,11 @@
 // Builds and runs the gRPC server for one loaded Encoder: the attnserve.v1
 // Encoder service, the Open Inference Protocol (inference.
-// GRPCInferenceService), the standard health service and server reflection.
+// GRPCInferenceService), the standard health service and server reflection;
+// and what an operator needs around them (README "Operate"): TLS, bearer
+// tokens, Prometheus metrics with /healthz, the access log.
 //
 // Threads: Start() and Shutdown() from the owning thread (main or a test);
-// port(), batcher() from any thread.
+// port(), batcher(), StartDraining() and ReloadAuthTokens() from any thread.
 #ifndef ATTNSERVE_SERVER_SERVER_H_
 #define ATTNSERVE_SERVER_SERVER_H_
 
@@ -15,9 +17,13 @@
 #include "grpcpp/grpcpp.h"
 #include "model/encoder/encoder.h"
 #include "model/text/tokenizer.h"
+#include "server/access_log.h"
+#include "server/auth.h"
 #include "server/batcher.h"
+#include "server/call_interceptor.h"
 #include "server/completion_executor.h"
 #include "server/encoder_service.h"
+#include "server/metrics.h"
 #include "server/oip_service.h"
 #include "server/options.h"
 #include "server/validate.h"
@@ -31,13 +37,20 @@ namespace attnserve {
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
     const std::string& dir, const ModelInfo& info);
 
+// The services every Server registers besides its own two; both answer
+// without a token.
+inline constexpr char kHealthService[] = "grpc.health.v1.Health";
+inline constexpr char kReflectionService[] =
+    "grpc.reflection.v1alpha.ServerReflection";
+
 class Server {
  public:
   // Listens on options.address (port 0: a free port, see port()) and starts
   // the inference and completion threads. `tokenizer` is the model's vocab
   // (LoadTokenizerFor), or why there is none: then the server still serves
   // token ids, and refuses text with FAILED_PRECONDITION. UNAVAILABLE if the
-  // address cannot be bound.
+  // address (or the metrics address) cannot be bound; INVALID_ARGUMENT for
+  // TLS files or a tokens file that cannot be used.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       const ServerOptions& options, std::unique_ptr<Encoder> encoder,
       absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer);
@@ -46,8 +59,9 @@ class Server {
   ~Server();
 
   // The first step of a graceful stop behind a load balancer: the health
-  // service reports NOT_SERVING (overall and for attnserve.v1.Encoder), so
-  // probes and health-checking clients stop sending here, while calls are
+  // service reports NOT_SERVING (overall and for attnserve.v1.Encoder), and
+  // so does /healthz (503), so probes and health-checking clients stop
+  // sending here, while calls are
   // still accepted and answered as usual. Shutdown() follows after the
   // operator's drain delay. Idempotent.
   void StartDraining();
@@ -59,6 +73,13 @@ class Server {
   void Shutdown(absl::Duration grace);
 
   int port() const { return port_; }
+  // The port of /metrics and /healthz; 0 without options.metrics_address.
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+  // Re-reads options.auth_tokens_file: the number of tokens now accepted.
+  // FAILED_PRECONDITION when the server has no tokens file; on a bad file
+  // the old tokens stay in force.
+  absl::StatusOr<size_t> ReloadAuthTokens();
   const ModelInfo& model_info() const { return encoder_->info(); }
   // Null when the server has no tokenizer; tokenizer_status() says why.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -76,6 +97,13 @@ class Server {
   std::unique_ptr<Encoder> encoder_;
   std::unique_ptr<Tokenizer> tokenizer_;
   absl::Status tokenizer_status_;
+  // Operating parts, each null when off. The metrics listen to the batcher
+  // and, like the board and the access log, to the gRPC server's call
+  // interceptor: they outlive both.
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<AccessLog> access_log_;
+  CallWorkBoard work_board_;
   std::unique_ptr<CompletionExecutor> completions_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<EncoderService> service_;
