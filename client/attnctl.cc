@@ -3,12 +3,13 @@
 //
 // Exit status: 0 on success; 1 when a call fails ("attnctl: CODE: message"
 // on stderr, CODE as in google.rpc.Code, and nothing on stdout); 2 on a bad
-// command line.
+// command line, or a --ca/--cert/--key/--token-file that cannot be read.
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "client/channel.h"
 #include "client/cli.h"
 #include "client/commands.h"
 
@@ -24,6 +25,12 @@ int main(int argc, char** argv) {
   if (flags->help) {
     std::fputs(attnserve::client::kUsage, stdout);
     return 0;
+  }
+  // What the connection flags name: PEM files and the token.
+  if (absl::Status s = attnserve::client::LoadConnectionFiles(&*flags);
+      !s.ok()) {
+    std::fprintf(stderr, "attnctl: %s\n", std::string(s.message()).c_str());
+    return 2;
   }
   auto stub = attnserve::v1::Encoder::NewStub(
       attnserve::client::Connect(flags->channel));

@@ -85,6 +85,17 @@ Connection:
                        idempotent)
   --timeout=SECONDS    deadline of each call (default 30)
   --model=NAME         model to ask for (default: the server's)
+  --tls                connect with TLS (implied by the next four)
+  --ca=PEM             CA certificates to verify the server with (default:
+                       the system's roots)
+  --cert=PEM --key=PEM client certificate and key (servers that require
+                       one: mTLS)
+  --server-name=NAME   the name the server's certificate must carry
+                       (default: the host of --target)
+  --token-file=FILE    send "authorization: Bearer <token>" with the token
+                       in FILE (default: $ATTNSERVE_TOKEN, if set)
+  --verbose            print the server's timings of each call on stderr
+                       (x-total-time, x-queue-time, ... in ms)
   -h, --help           this text
 
 Flags take a value as --flag=value or --flag value. Examples:
@@ -214,6 +225,9 @@ absl::Status Check(const Flags& f) {
         "--html draws every query row: drop --query/--query-positions");
   }
   if (f.top < 0) return Usage("--top must be positive");
+  if (f.cert_file.empty() != f.key_file.empty()) {
+    return Usage("--cert and --key go together (a client certificate)");
+  }
   // Proto strings must be UTF-8: say where the input is not, rather than
   // letting the send fail.
   for (size_t t = 0; t < f.texts.size() + 1; ++t) {
@@ -242,6 +256,9 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       "target",          "timeout", "model", "ids",     "type-ids", "lb",
       "retries",         "layers",  "heads", "pooling", "pair",     "query",
       "query-positions", "mask",    "top",   "html"};
+  // TLS and token flags (client/channel.h).
+  const std::vector<std::string> security_with_value = {
+      "ca", "cert", "key", "server-name", "token-file"};
   bool flags_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -267,8 +284,11 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       name = name.substr(0, eq);
     }
     std::replace(name.begin(), name.end(), '_', '-');
-    const bool needs_value = std::find(with_value.begin(), with_value.end(),
-                                       name) != with_value.end();
+    const bool needs_value =
+        std::find(with_value.begin(), with_value.end(), name) !=
+            with_value.end() ||
+        std::find(security_with_value.begin(), security_with_value.end(),
+                  name) != security_with_value.end();
     if (needs_value && !value) {
       if (i + 1 >= args.size()) {
         return Usage(absl::StrCat("--", name, " needs a value"));
@@ -357,6 +377,22 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       f.no_rank = true;
     } else if (name == "json") {
       f.json = true;
+    } else if (name == "tls") {
+      f.channel.tls = true;
+    } else if (name == "ca" || name == "cert" || name == "key" ||
+               name == "server-name") {
+      if (value->empty()) return Usage(absl::StrCat("--", name, " is empty"));
+      std::string* field = &f.channel.server_name;
+      if (name == "ca") field = &f.ca_file;
+      if (name == "cert") field = &f.cert_file;
+      if (name == "key") field = &f.key_file;
+      *field = *value;
+      f.channel.tls = true;
+    } else if (name == "token-file") {
+      if (value->empty()) return Usage("--token-file needs a file name");
+      f.token_file = *value;
+    } else if (name == "verbose") {
+      f.verbose = true;
     } else {
       return Usage(absl::StrCat("unknown flag --", name));
     }

@@ -30,9 +30,18 @@ struct Flags {
   bool truncate = false;  // longest-first, to max positions
 
   // Connection.
-  ChannelOptions channel;       // --target, --lb, --retries
+  // --target, --lb, --retries, --tls (implied by --ca, --cert, --key and
+  // --server-name), --server-name; the PEM contents are read into it by
+  // LoadConnectionFiles (client/commands.h).
+  ChannelOptions channel;
   double timeout_seconds = 30;  // deadline of every call
   std::string model;            // empty = the server's default
+  std::string ca_file;          // --ca: PEM roots to verify the server with
+  std::string cert_file;        // --cert/--key: client certificate (mTLS)
+  std::string key_file;
+  std::string token_file;  // --token-file: bearer token (else $ATTNSERVE_TOKEN)
+  std::string token;       // the token itself (LoadConnectionFiles), no flag
+  bool verbose = false;    // --verbose: the server's timings on stderr
 
   // Outputs.
   bool attention = false;       // encode: return and print attention

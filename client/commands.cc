@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -30,10 +31,31 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
+// Every call: the --timeout deadline, and the bearer token when there is
+// one.
 void SetDeadline(const Flags& f, grpc::ClientContext* context) {
   context->set_deadline(
       std::chrono::system_clock::now() +
       std::chrono::microseconds(static_cast<int64_t>(f.timeout_seconds * 1e6)));
+  if (!f.token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", f.token));
+  }
+}
+
+// --verbose: the server's timings of a finished call, one line on stderr
+// ("attnctl: Encode: x-total-time=5.100 ms ..."), in the order it sent them.
+void PrintTimings(const Flags& f, absl::string_view method,
+                  const grpc::ClientContext& context) {
+  if (!f.verbose) return;
+  std::string line = absl::StrCat("attnctl: ", method, ":");
+  for (const auto& [key, value] : context.GetServerInitialMetadata()) {
+    const absl::string_view k(key.data(), key.size());
+    if (!absl::StartsWith(k, "x-")) continue;
+    absl::StrAppend(&line, " ", k, "=",
+                    absl::string_view(value.data(), value.size()),
+                    absl::EndsWith(k, "-time") ? " ms" : "");
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 absl::Status BadResponse(absl::string_view message) {
@@ -59,6 +81,7 @@ absl::StatusOr<v1::EncodeResponse> CallEncode(
   SetDeadline(f, &context);
   v1::EncodeResponse response;
   grpc::Status status = stub.Encode(&context, request, &response);
+  PrintTimings(f, "Encode", context);
   if (!status.ok()) return FromGrpc(status);
   if (response.results_size() != request.sequences_size()) {
     return BadResponse(absl::StrCat(response.results_size(), " results for ",
@@ -207,6 +230,7 @@ absl::Status Tokenize(const Flags& f, v1::Encoder::StubInterface& stub,
   SetDeadline(f, &context);
   v1::TokenizeResponse response;
   grpc::Status status = stub.Tokenize(&context, request, &response);
+  PrintTimings(f, "Tokenize", context);
   if (!status.ok()) return FromGrpc(status);
   if (response.results_size() != request.sequences_size()) {
     return BadResponse(absl::StrCat(response.results_size(), " results for ",
@@ -432,6 +456,7 @@ absl::Status Heads(const Flags& f, v1::Encoder::StubInterface& stub,
     grpc::ClientContext context;
     SetDeadline(f, &context);
     grpc::Status status = stub.RankHeads(&context, rank_request, &ranking);
+    PrintTimings(f, "RankHeads", context);
     if (!status.ok()) return FromGrpc(status);
   }
 
@@ -530,6 +555,18 @@ absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
 }
 
 }  // namespace
+
+absl::Status LoadConnectionFiles(Flags* flags) {
+  if (absl::Status s = ReadTlsFiles(flags->ca_file, flags->cert_file,
+                                    flags->key_file, &flags->channel);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::string> token = LoadToken(flags->token_file);
+  if (!token.ok()) return token.status();
+  flags->token = *std::move(token);
+  return absl::OkStatus();
+}
 
 absl::Status RunCommand(const Flags& flags, v1::Encoder::StubInterface& stub,
                         std::string* out) {

@@ -17,6 +17,12 @@
 
 namespace attnserve::client {
 
+// Reads what the connection flags name, before Connect(flags->channel): the
+// --ca/--cert/--key PEM files into flags->channel, the bearer token
+// (--token-file, else $ATTNSERVE_TOKEN) into flags->token. INVALID_ARGUMENT
+// naming the flag when a file cannot be read.
+absl::Status LoadConnectionFiles(Flags* flags);
+
 // Runs flags.command. On success *out holds what to print (and --html has
 // been written). A failed call returns the server's status (code and
 // message as sent); a response that does not match the request returns

@@ -16,6 +16,13 @@ Usage, with attnserve running:
 
     /usr/bin/python3 client/python_example.py --ids 2,15,27,3 --layers 1 --fp16
     /usr/bin/python3 client/python_example.py --text "the cat sat" --layers 1
+
+Against a server with TLS and tokens (README "Operate"), and printing the
+server's timings (x-total-time, x-queue-time, ... response metadata):
+
+    ATTNSERVE_TOKEN=... /usr/bin/python3 client/python_example.py --tls \
+        --ca ca.pem [--cert client.pem --key client.key] [--server_name NAME] \
+        [--token_file FILE] --verbose
 """
 
 import argparse
@@ -81,6 +88,48 @@ def int_list(text):
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(args):
+    """Plaintext, or TLS (server checked against --ca, else the system's roots;
+    --cert/--key for servers that require a client certificate); load
+    balancing and retries as service_config() says."""
+    options = [("grpc.max_receive_message_length", -1),
+               ("grpc.enable_retries", 1),
+               ("grpc.service_config", service_config(args.lb))]
+    if not (args.tls or args.ca or args.cert or args.server_name):
+        return grpc.insecure_channel(args.target, options=options)
+    if bool(args.cert) != bool(args.key):
+        raise SystemExit("python_example: --cert and --key go together")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read_bytes(args.ca) if args.ca else None,
+        private_key=read_bytes(args.key) if args.key else None,
+        certificate_chain=read_bytes(args.cert) if args.cert else None)
+    if args.server_name:
+        options.append(("grpc.ssl_target_name_override", args.server_name))
+    return grpc.secure_channel(args.target, credentials, options=options)
+
+
+def call_metadata(args):
+    """authorization: Bearer <token> from --token_file or $ATTNSERVE_TOKEN."""
+    if args.token_file:
+        with open(args.token_file, encoding="ascii") as f:
+            token = f.read().strip()
+    else:
+        token = os.environ.get("ATTNSERVE_TOKEN", "").strip()
+    return [("authorization", f"Bearer {token}")] if token else []
+
+
+def print_timings(method, call):
+    """The server's x-* initial metadata: milliseconds, and x-compute-tokens."""
+    timings = [f"{k}={v}{' ms' if k.endswith('-time') else ''}"
+               for k, v in call.initial_metadata() if k.startswith("x-")]
+    print(f"{method}: " + " ".join(timings), file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--target", default="localhost:50051",
@@ -96,16 +145,29 @@ def main():
     parser.add_argument("--layers", type=int_list, default=[], help="empty = all")
     parser.add_argument("--heads", type=int_list, default=[], help="empty = all")
     parser.add_argument("--fp16", action="store_true", help="FLOAT16 attention")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--ca", help="PEM CA certificates to verify the server")
+    parser.add_argument("--cert", help="PEM client certificate (mTLS)")
+    parser.add_argument("--key", help="PEM key of --cert")
+    parser.add_argument("--server_name",
+                        help="name the server certificate must carry")
+    parser.add_argument("--token_file", help="bearer token (default: "
+                        "$ATTNSERVE_TOKEN)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the server's timings on stderr")
     args = parser.parse_args()
 
     pb, pb_grpc = load_stubs()
-    channel = grpc.insecure_channel(
-        args.target, options=[("grpc.max_receive_message_length", -1),
-                              ("grpc.enable_retries", 1),
-                              ("grpc.service_config", service_config(args.lb))])
+    channel = open_channel(args)
     stub = pb_grpc.EncoderStub(channel)
+    metadata = call_metadata(args)
 
-    info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=args.timeout)
+    try:
+        info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=args.timeout,
+                                 metadata=metadata)
+    except grpc.RpcError as e:
+        print(f"python_example: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
     print(f"model {info.name}: {info.num_layers} layers, {info.num_heads} heads, "
           f"hidden {info.hidden_size}")
 
@@ -118,10 +180,13 @@ def main():
             dtype=pb.FLOAT16 if args.fp16 else pb.FLOAT32),
     )
     try:
-        response = stub.Encode(request, timeout=args.timeout)
+        response, call = stub.Encode.with_call(request, timeout=args.timeout,
+                                               metadata=metadata)
     except grpc.RpcError as e:
         print(f"python_example: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
+    if args.verbose:
+        print_timings("Encode", call)
 
     result = response.results[0]
     hidden = to_numpy(pb, result.hidden_states)  # (T, hidden)
