@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages attnserve builds and tests against.
 # Usage: scripts/install_deps.sh [--test | --unit-test]
 #   --test       adds what the whole test suite needs (browser, Python, YAML)
-#   --unit-test  adds only GoogleTest: enough for ctest without the browser and
-#                deploy-manifest tests (the image build, docker/Dockerfile)
+#   --unit-test  adds GoogleTest, openssl and curl: enough for ctest without the
+#                browser, Python, Prometheus and deploy-manifest tests (the
+#                image build, docker/Dockerfile)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -12,13 +13,16 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev            # oneDNN 2.6 (its CMake config needs OpenCL)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libutf8proc-dev
+  prometheus-cpp-dev libssl-dev grpc-proto  # metrics endpoint; token digests and TLS checks; health.proto
 )
 case "${1:-}" in
   "") ;;
-  --unit-test) packages+=(libgtest-dev libgmock-dev googletest) ;;
-  # python3-yaml: docker/k8s_test.sh parses the deploy manifests.
+  # openssl, curl: the TLS tests make certificates, the metrics tests scrape.
+  --unit-test) packages+=(libgtest-dev libgmock-dev googletest openssl curl) ;;
+  # python3-yaml: docker/k8s_test.sh parses the deploy manifests. prometheus:
+  # promtool and a real Prometheus for the metrics tests (they skip without).
   --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
-                     python3-yaml) ;;
+                     python3-yaml openssl curl prometheus) ;;
   *) echo "usage: $0 [--test | --unit-test]" >&2; exit 2 ;;
 esac
 missing=()
