@@ -11,6 +11,11 @@
 namespace attnserve {
 namespace {
 
+// The writer's batches: whatever is queued, written every kFlushInterval, or
+// as soon as kFlushLines wait.
+constexpr absl::Duration kFlushInterval = absl::Milliseconds(100);
+constexpr size_t kFlushLines = 256;
+
 // A JSON string literal. Method names and peers are ASCII from gRPC; escape
 // anyway so a line is always valid JSON.
 std::string Json(absl::string_view s) {
@@ -106,10 +111,13 @@ void AccessLog::Loop() {
     bool stopping;
     {
       absl::MutexLock lock(&mu_);
+      // Woken by a full batch or the end, else every kFlushInterval: a call
+      // that queues a line does not wake this thread (a futex wake and a
+      // write per call measurably slowed the calls on two busy cores).
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !pending_.empty();
+        return stopping_ || pending_.size() >= kFlushLines;
       };
-      mu_.Await(absl::Condition(&ready));
+      mu_.AwaitWithTimeout(absl::Condition(&ready), kFlushInterval);
       lines.swap(pending_);
       dropped = dropped_;
       stopping = stopping_;
@@ -128,7 +136,7 @@ void AccessLog::Loop() {
     }
     if (stopping) {
       absl::MutexLock lock(&mu_);
-      if (pending_.empty()) return;
+      if (pending_.empty() && dropped_ == reported) return;
     }
   }
 }

@@ -1,5 +1,6 @@
 // The access log: one line per finished call, on stderr, written by a thread
-// of its own so no call ever waits for the terminal or a log pipe.
+// of its own so no call ever waits for the terminal or a log pipe. Lines are
+// written in batches, at most 100 ms after their call finished.
 //
 //   text: time=2024-06-01T12:00:00.123Z method=attnserve.v1.Encoder/Encode
 //         peer=ipv4:127.0.0.1:51234 code=OK sequences=2 tokens=18
@@ -16,7 +17,7 @@
 //
 // Bounded: when more than `max_pending` lines wait (stderr blocked), new
 // lines are dropped and counted, and a line saying how many is written once
-// stderr moves again.
+// stderr moves again. The default is 64 batches.
 //
 // Threads: OnCallDone() from any thread; it formats and queues.
 #ifndef ATTNSERVE_SERVER_ACCESS_LOG_H_
@@ -48,7 +49,7 @@ class AccessLog final : public CallObserver {
  public:
   // Starts the writer thread. `out` must outlive the AccessLog.
   explicit AccessLog(LogFormat format, std::FILE* out = stderr,
-                     size_t max_pending = 10000);
+                     size_t max_pending = 16384);
   // Writes what is queued, then joins the writer.
   ~AccessLog() override;
 
