@@ -126,20 +126,11 @@ EncoderService::EncoderService(ServedModel model, const ServerOptions& options,
       completions_(completions),
       hooks_(hooks) {}
 
-void EncoderService::Answer(grpc::CallbackServerContext* context,
-                            grpc::ServerUnaryReactor* reactor, CallWork work,
-                            absl::Time start, const grpc::Status& status) {
-  work.total = absl::Now() - start;
-  AddTimingMetadata(work, context);
-  if (hooks_.work_board != nullptr) hooks_.work_board->Put(context, work);
-  reactor->Finish(status);
-}
-
 grpc::ServerUnaryReactor* EncoderService::Encode(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   const absl::Time start = absl::Now();
-  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) {
     return FinishNow(calls_, s);
   }
   v1::EncodeRequest request;
@@ -180,7 +171,8 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
           labels->work.queue = labels->timing.queue;
           labels->work.inference = labels->timing.inference;
           auto answer = [&](const grpc::Status& status) {
-            Answer(context, reactor, labels->work, start, status);
+            hooks_.FinishWithWork(context, reactor, labels->work, start,
+                                  status);
           };
           if (!outputs.ok()) return answer(ToGrpcStatus(outputs.status()));
           v1::EncodeResponse response;
@@ -199,7 +191,8 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
   const CallWork work = labels->work;  // `job` (and `labels`) move on
   absl::Status submitted = batcher_->Submit(std::move(job));
   if (!submitted.ok()) {
-    Answer(context, reactor, work, start, ToGrpcStatus(submitted));
+    hooks_.FinishWithWork(context, reactor, work, start,
+                          ToGrpcStatus(submitted));
   }
   return reactor;
 }
@@ -207,7 +200,7 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
-  absl::Status status = CheckCallToken(hooks_.auth, *context);
+  absl::Status status = hooks_.CheckToken(*context);
   if (!status.ok()) return FinishNow(calls_, status);
   v1::GetModelInfoRequest request;
   status = ParseRequest(*request_bytes, &request);
@@ -223,7 +216,7 @@ grpc::ServerUnaryReactor* EncoderService::Tokenize(
     grpc::ByteBuffer* response_bytes) {
   // No model work: answered here, like validation.
   const absl::Time start = absl::Now();
-  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) {
     return FinishNow(calls_, s);
   }
   v1::TokenizeRequest request;
@@ -242,7 +235,8 @@ grpc::ServerUnaryReactor* EncoderService::Tokenize(
   }
   work.tokenization = absl::Now() - start;
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
-  Answer(context, reactor, work, start, Serialized(response, response_bytes));
+  hooks_.FinishWithWork(context, reactor, work, start,
+                        Serialized(response, response_bytes));
   return reactor;
 }
 
@@ -250,7 +244,7 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   const absl::Time start = absl::Now();
-  if (absl::Status s = CheckCallToken(hooks_.auth, *context); !s.ok()) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) {
     return FinishNow(calls_, s);
   }
   v1::RankHeadsRequest request;
@@ -294,8 +288,8 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
           call->work.queue += call->timing.queue;
           call->work.inference += call->timing.inference;
           auto answer = [&](const grpc::Status& status) {
-            Answer(call->context, call->reactor, call->work, call->start,
-                   status);
+            hooks_.FinishWithWork(call->context, call->reactor, call->work,
+                                  call->start, status);
           };
           if (!outputs.ok()) return answer(ToGrpcStatus(outputs.status()));
           absl::Status added = call->job.AddResults(*outputs);
@@ -320,7 +314,8 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
   };
   absl::Status submitted = batcher_->Submit(std::move(pass));
   if (!submitted.ok()) {
-    Answer(context, reactor, call->work, call->start, ToGrpcStatus(submitted));
+    hooks_.FinishWithWork(context, reactor, call->work, call->start,
+                          ToGrpcStatus(submitted));
   }
 }
 

@@ -25,26 +25,14 @@
 #include "grpcpp/grpcpp.h"
 #include "model/encoder/encoder.h"
 #include "proto/attnserve.grpc.pb.h"
-#include "server/auth.h"
 #include "server/batcher.h"
-#include "server/call_interceptor.h"
 #include "server/call_tracker.h"
 #include "server/completion_executor.h"
 #include "server/options.h"
+#include "server/service_hooks.h"
 #include "server/validate.h"
 
 namespace attnserve {
-
-// What the service reports to and asks of the server's operating parts; all
-// may be null (then: no token needed, no work reported).
-struct ServiceHooks {
-  // Checked first in every handler: missing or wrong bearer token →
-  // UNAUTHENTICATED.
-  const Authenticator* auth = nullptr;
-  // Where each call's CallWork goes for the metrics and the access log (set
-  // only when the call interceptor runs, which takes every entry).
-  CallWorkBoard* work_board = nullptr;
-};
 
 // Fills the proto ModelInfo from the loader's and the tokenizer's.
 void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out);
@@ -58,7 +46,7 @@ class EncoderService final
  public:
   // `model`'s pointees, `batcher` and `completions` must outlive the
   // service; `completions` must stop after `batcher` (it runs the batcher's
-  // last answers).
+  // last answers). `hooks`: the token check and where the work goes.
   EncoderService(ServedModel model, const ServerOptions& options,
                  Batcher* batcher, CompletionExecutor* completions,
                  ServiceHooks hooks = {});
@@ -82,11 +70,6 @@ class EncoderService final
 
  private:
   struct RankHeadsCall;
-  // Finishes a call whose request was valid with `status`: its work goes
-  // into the x-*-time metadata and onto the work board.
-  void Answer(grpc::CallbackServerContext* context,
-              grpc::ServerUnaryReactor* reactor, CallWork work,
-              absl::Time start, const grpc::Status& status);
   // Submits `call`'s next pass; its completion adds the results and submits
   // the pass after, or answers. Finishes the call if the batcher refuses.
   void SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call);

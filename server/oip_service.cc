@@ -24,12 +24,14 @@ absl::Time Deadline(const grpc::CallbackServerContext& context,
 }  // namespace
 
 OipService::OipService(ServedModel model, const ServerOptions& options,
-                       Batcher* batcher, CompletionExecutor* completions)
+                       Batcher* batcher, CompletionExecutor* completions,
+                       ServiceHooks hooks)
     : model_(std::move(model)),
       limits_(options.limits),
       default_deadline_(options.default_deadline),
       batcher_(batcher),
-      completions_(completions) {}
+      completions_(completions),
+      hooks_(hooks) {}
 
 grpc::ServerUnaryReactor* OipService::Answer(const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
@@ -38,34 +40,38 @@ grpc::ServerUnaryReactor* OipService::Answer(const absl::Status& status) {
 }
 
 grpc::ServerUnaryReactor* OipService::ServerLive(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const inference::ServerLiveRequest* /*request*/,
     inference::ServerLiveResponse* response) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   response->set_live(true);
   return Answer(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* OipService::ServerReady(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const inference::ServerReadyRequest* /*request*/,
     inference::ServerReadyResponse* response) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   response->set_ready(ready_);
   return Answer(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* OipService::ModelReady(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   absl::Status status = CheckModelName(request->name(), *model_.info);
   if (status.ok()) response->set_ready(ready_);
   return Answer(status);
 }
 
 grpc::ServerUnaryReactor* OipService::ServerMetadata(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const inference::ServerMetadataRequest* /*request*/,
     inference::ServerMetadataResponse* response) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   response->set_name("attnserve");
   response->set_version(ATTNSERVE_VERSION);
   // No protocol extensions (model repository, statistics, …) are served.
@@ -73,9 +79,10 @@ grpc::ServerUnaryReactor* OipService::ServerMetadata(
 }
 
 grpc::ServerUnaryReactor* OipService::ModelMetadata(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   absl::Status status = CheckModelName(request->name(), *model_.info);
   if (status.ok()) ToModelMetadata(model_, response);
   return Answer(status);
@@ -84,6 +91,8 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(
 grpc::ServerUnaryReactor* OipService::ModelInfer(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
+  const absl::Time start = absl::Now();
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
   inference::ModelInferRequest request;
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return Answer(s);
@@ -113,12 +122,23 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
     OutputSpec spec;
     std::vector<InputSequence> inputs;
     std::string id;
+    CallWork work;
+    Batcher::Request::Timing timing;  // written by the batcher before done
   };
-  auto call =
-      std::make_shared<Call>(Call{*std::move(oip), std::move(validated->spec),
-                                  std::move(validated->inputs), request.id()});
-  job.done = [this, reactor, response_bytes,
-              call](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+  auto call = std::make_shared<Call>(Call{*std::move(oip),
+                                          std::move(validated->spec),
+                                          std::move(validated->inputs),
+                                          request.id(),
+                                          {},
+                                          {}});
+  call->work.sequences = static_cast<int64_t>(job.tasks.size());
+  for (const SequenceTask& task : job.tasks) {
+    call->work.tokens += static_cast<int64_t>(task.token_ids.size());
+  }
+  call->work.tokenization = absl::Now() - start;
+  job.timing = &call->timing;
+  job.done = [this, context, reactor, response_bytes, call,
+              start](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     int64_t bytes = 0;
     if (outputs.ok()) {
       for (const SequenceOutput& o : *outputs) {
@@ -127,12 +147,15 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
       }
     }
     completions_->Post(
-        [this, reactor, response_bytes, call,
+        [this, context, reactor, response_bytes, call, start,
          outputs = std::move(outputs)]() mutable {
-          if (!outputs.ok()) {
-            reactor->Finish(ToGrpcStatus(outputs.status()));
-            return;
-          }
+          call->work.queue = call->timing.queue;
+          call->work.inference = call->timing.inference;
+          auto answer = [&](const absl::Status& status) {
+            hooks_.FinishWithWork(context, reactor, call->work, start,
+                                  ToGrpcStatus(status));
+          };
+          if (!outputs.ok()) return answer(outputs.status());
           v1::EncodeResponse results;
           std::vector<std::vector<float>> poolers;
           for (size_t i = 0; i < call->inputs.size(); ++i) {
@@ -140,10 +163,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
             absl::Status status = ToSequenceResult(
                 call->spec, model_.info->config, call->inputs[i], (*outputs)[i],
                 results.add_results());
-            if (!status.ok()) {
-              reactor->Finish(ToGrpcStatus(status));
-              return;
-            }
+            if (!status.ok()) return answer(status);
           }
           outputs = absl::StatusOr<std::vector<SequenceOutput>>();  // free
           inference::ModelInferResponse response;
@@ -151,12 +171,16 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
           absl::Status status = ToModelInferResponse(
               call->oip, results, poolers, *model_.info, &response);
           if (status.ok()) status = SerializeResponse(response, response_bytes);
-          reactor->Finish(ToGrpcStatus(status));
+          answer(status);
         },
         bytes);
   };
+  const CallWork work = call->work;  // `job` (and `call`) move on
   absl::Status submitted = batcher_->Submit(std::move(job));
-  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  if (!submitted.ok()) {
+    hooks_.FinishWithWork(context, reactor, work, start,
+                          ToGrpcStatus(submitted));
+  }
   return reactor;
 }
 

@@ -19,6 +19,7 @@
 #include "server/call_tracker.h"
 #include "server/completion_executor.h"
 #include "server/options.h"
+#include "server/service_hooks.h"
 #include "server/validate.h"
 
 namespace attnserve {
@@ -28,9 +29,10 @@ class OipService final
           inference::GRPCInferenceService::CallbackService> {
  public:
   // As EncoderService: `model`'s pointees, `batcher` and `completions`
-  // outlive the service.
+  // outlive the service; `hooks`: the token check (every method needs one)
+  // and where ModelInfer's work goes.
   OipService(ServedModel model, const ServerOptions& options, Batcher* batcher,
-             CompletionExecutor* completions);
+             CompletionExecutor* completions, ServiceHooks hooks = {});
 
   // ServerReady and ModelReady say false from here on (the server drains).
   void SetNotReady() { ready_ = false; }
@@ -70,6 +72,7 @@ class OipService final
   const absl::Duration default_deadline_;
   Batcher* const batcher_;
   CompletionExecutor* const completions_;
+  const ServiceHooks hooks_;
 };
 
 }  // namespace attnserve

@@ -128,7 +128,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (!observers.empty()) hooks.work_board = &server->work_board_;
   server->oip_service_ = std::make_unique<OipService>(
       served, server->options_, server->batcher_.get(),
-      server->completions_.get());
+      server->completions_.get(), hooks);
   server->service_ = std::make_unique<EncoderService>(
       std::move(served), server->options_, server->batcher_.get(),
       server->completions_.get(), hooks);

@@ -238,7 +238,10 @@ class ChildProcess {
 };
 
 // A real attnserve (ATTNSERVE_BIN) on tests/data/tiny_bert, 127.0.0.1, port 0,
-// with `flags` added; Start() waits for its "serving" line.
+// --drain_delay=0 (these tests have no load balancer to wait for), with
+// `flags` added; Start() waits for its "serving" line. (Like
+// tests/server_process.h's ServerProcess, but its output goes to a file the
+// test can read after the process is gone, and it knows the metrics port.)
 class AttnserveProcess {
  public:
   // Null (with a test failure) when it does not come up within 60 s.

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/channel.h"
 #include "client/cli.h"
 #include "client/commands.h"
 #include "gmock/gmock.h"
@@ -221,13 +220,9 @@ TEST_F(AuthTest, AttnctlSendsTheTokenFromAFile) {
       {"info", "--target", absl::StrCat("127.0.0.1:", server_->port()),
        "--token-file", file});
   ASSERT_TRUE(flags.ok()) << flags.status();
-  absl::StatusOr<std::string> token = client::LoadToken(*flags);
-  ASSERT_TRUE(token.ok()) << token.status();
-  flags->token = *token;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      client::OpenChannel(*flags);
-  ASSERT_TRUE(channel.ok());
-  auto stub = v1::Encoder::NewStub(*channel);
+  ASSERT_TRUE(client::LoadConnectionFiles(&*flags).ok());
+  EXPECT_EQ(flags->token, kSecondToken);
+  auto stub = v1::Encoder::NewStub(client::Connect(flags->channel));
   std::string out;
   absl::Status status = client::RunCommand(*flags, *stub, &out);
   EXPECT_TRUE(status.ok()) << status;

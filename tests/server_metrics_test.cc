@@ -248,19 +248,20 @@ TEST(MetricsTest, HealthzFollowsTheServingState) {
   HttpResponse serving = HttpGet(port, "/healthz");
   EXPECT_EQ(serving.status, 200);
   EXPECT_EQ(serving.body, "serving\n");
-  server->SetServing(false);
+  // Draining (SIGTERM, before --drain_delay ends): 503, while calls are still
+  // answered; the gRPC health service says the same.
+  server->StartDraining();
   HttpResponse draining = HttpGet(port, "/healthz");
   EXPECT_EQ(draining.status, 503);
   EXPECT_EQ(draining.body, "not serving\n");
-  // The gRPC health service says the same.
   grpc::health::v1::HealthCheckResponse health;
   ASSERT_TRUE(HealthCheck(NewChannel(server->port()), "", &health).ok());
   EXPECT_EQ(health.status(),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  server->SetServing(true);
-  EXPECT_EQ(HttpGet(port, "/healthz").status, 200);
-  // Shutting down: not serving while it drains (the endpoint stays up as long
-  // as the server object).
+  auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
+  v1::ModelInfo info;
+  EXPECT_TRUE(CallGetModelInfo(*stub, {}, &info).ok());
+  // Stopped: still 503 (the endpoint lives as long as the server object).
   server->Shutdown(absl::Seconds(20));
   EXPECT_EQ(HttpGet(port, "/healthz").status, 503);
   EXPECT_EQ(HttpGet(port, "/metrics").status, 200);

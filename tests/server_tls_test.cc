@@ -16,7 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/channel.h"
 #include "client/cli.h"
 #include "client/commands.h"
 #include "gmock/gmock.h"
@@ -184,10 +183,10 @@ TEST_F(TlsTest, AttnctlConnectsWithTlsFlags) {
     absl::StatusOr<client::Flags> flags = client::ParseFlags(args);
     EXPECT_TRUE(flags.ok()) << flags.status();
     if (!flags.ok()) return flags.status();
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        client::OpenChannel(*flags);
-    if (!channel.ok()) return channel.status();
-    auto stub = v1::Encoder::NewStub(*channel);
+    if (absl::Status s = client::LoadConnectionFiles(&*flags); !s.ok()) {
+      return s;
+    }
+    auto stub = v1::Encoder::NewStub(client::Connect(flags->channel));
     std::string out;
     return client::RunCommand(*flags, *stub, &out);
   };
