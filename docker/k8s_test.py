@@ -11,6 +11,9 @@ What is checked, and why it matters:
   removed flag makes the pod crash-loop);
 - gRPC probes, containerPort, Service targetPort, compose's published port and
   EXPOSE all name the port of --address;
+- the metrics port (--metrics_address) is EXPOSEd, a named containerPort, in
+  the pod's prometheus.io annotations and the ServingRuntime's
+  prometheus.kserve.io ones, with the path /metrics, and published by compose;
 - terminationGracePeriodSeconds > preStop sleep + --drain_delay +
   --shutdown_grace (else the
   kubelet kills calls that were still being answered);
@@ -74,6 +77,20 @@ def address_port(args: dict) -> int:
     return int(args.get("address", "0.0.0.0:50051").rsplit(":", 1)[1])
 
 
+def metrics_port(args: dict) -> int:
+    """--metrics_address's port; 0 when metrics are off (the default)."""
+    address = args.get("metrics_address") or ""
+    return int(address.rsplit(":", 1)[1]) if address else 0
+
+
+def check_metrics_annotations(where: str, annotations: dict, prefix: str,
+                              port: int) -> None:
+    check(port != 0, f"{where}: --metrics_address is set")
+    check(str(annotations.get(f"{prefix}/port")) == str(port)
+          and annotations.get(f"{prefix}/path") == "/metrics",
+          f"{where}: {prefix}/port is {port}, {prefix}/path is /metrics")
+
+
 def check_args(where: str, args: dict, flags: set) -> None:
     unknown = [a for a in args if a not in flags]
     check(not unknown,
@@ -103,7 +120,7 @@ def check_dockerfile(flags: set) -> tuple:
     """The image's USER uid and EXPOSEd port; checks CMD agrees with them."""
     text = (DOCKER / "Dockerfile").read_text()
     user = re.search(r"^USER\s+(\d+)", text, re.M)
-    expose = re.search(r"^EXPOSE\s+(\d+)", text, re.M)
+    expose = re.search(r"^EXPOSE\s+(\d+)((?:\s+\d+)*)", text, re.M)
     cmd = re.search(r"^CMD\s+(\[.*\])", text, re.M)
     check(bool(user and expose and cmd),
           "Dockerfile: numeric USER, EXPOSE and an exec-form CMD")
@@ -113,6 +130,9 @@ def check_dockerfile(flags: set) -> tuple:
     check_args("Dockerfile CMD", cmd_args, flags)
     check(address_port(cmd_args) == port,
           f"Dockerfile: CMD's --address port is EXPOSE {port}")
+    check(metrics_port(cmd_args) != 0
+          and str(metrics_port(cmd_args)) in expose.group(2).split(),
+          "Dockerfile: CMD's --metrics_address port is EXPOSEd too")
     return uid, port
 
 
@@ -129,8 +149,16 @@ def check_deployment(docs: list, flags: set, uid: int) -> None:
 
     port = address_port(args)
     ports = {p.get("name"): p["containerPort"] for p in container["ports"]}
-    check(list(ports.values()) == [port],
-          f"Deployment: containerPort is --address's port {port}")
+    check(ports.get("grpc") == port
+          and list(ports.values()) == [port, metrics_port(args)],
+          f"Deployment: containerPorts are --address's port {port} (grpc) "
+          f"and --metrics_address's")
+    check_metrics_annotations(
+        "Deployment", deployment["spec"]["template"]["metadata"].get(
+            "annotations", {}), "prometheus.io", metrics_port(args))
+    check(deployment["spec"]["template"]["metadata"].get("annotations", {})
+          .get("prometheus.io/scrape") == "true",
+          "Deployment: prometheus.io/scrape is \"true\"")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         grpc = container.get(probe, {}).get("grpc", {})
         check(grpc.get("port") == port,
@@ -175,6 +203,7 @@ def check_deployment(docs: list, flags: set, uid: int) -> None:
             target = p.get("targetPort", p["port"])
             check(ports.get(target, target) == port,
                   f"Service {name}: targetPort {target} is port {port}")
+    # The metrics port stays off the Services: Prometheus scrapes pods.
 
     hpa = by_kind["HorizontalPodAutoscaler"][0]
     check(hpa["apiVersion"] == "autoscaling/v2"
@@ -202,6 +231,8 @@ def check_kserve(flags: set, uid: int) -> None:
     check(len(ports) == 1 and ports[0]["name"] == "h2c"
           and ports[0]["containerPort"] == address_port(args),
           "ServingRuntime: one port, named h2c, --address's port")
+    check_metrics_annotations("ServingRuntime", spec.get("annotations", {}),
+                              "prometheus.kserve.io", metrics_port(args))
     check(set(spec["protocolVersions"]) <= {"v1", "v2", "grpc-v1", "grpc-v2"},
           "ServingRuntime: protocolVersions are KServe's")
     check("grpc-v2" in spec["protocolVersions"],
@@ -221,8 +252,9 @@ def check_compose(flags: set, image_port: int) -> None:
     args = parse_args(service["command"])
     check_args("compose", args, flags)
     published = [str(p).rsplit(":", 1)[-1] for p in service["ports"]]
-    check(published == [str(address_port(args))],
-          "compose: the published container port is --address's port")
+    check(published == [str(address_port(args)), str(metrics_port(args))],
+          "compose: the published container ports are --address's and "
+          "--metrics_address's")
     check(args.get("address") is None or address_port(args) == image_port,
           f"compose: serves on the image's EXPOSEd port {image_port}")
     # rsplit: the host side may be ${MODEL_DIR:-default}, with a colon.

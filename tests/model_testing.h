@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "model/checkpoint/weights.h"
 #include "model/demo/demo_model.h"
+#include "model/checkpoint/weights.h"
 
 namespace attnserve::testing {
 

@@ -66,6 +66,19 @@ inline std::string FindTool(const std::string& name) {
   return r.output;
 }
 
+// Why client/python_example.py cannot run here, or "" when it can: it needs
+// /usr/bin/python3 with grpc and numpy (python3-grpcio, python3-numpy:
+// scripts/install_deps.sh --test; the image build's --unit-test leaves them
+// out).
+inline std::string PythonExampleMissing() {
+  const CommandResult r =
+      RunShell("/usr/bin/python3 -c 'import grpc, numpy' 2>&1");
+  if (r.status == 0) return "";
+  return "python3 with grpc and numpy is not installed (python3-grpcio, "
+         "python3-numpy: scripts/install_deps.sh --test): " +
+         r.output;
+}
+
 // 'text' for /bin/sh.
 inline std::string ShellQuote(const std::string& text) {
   std::string out = "'";

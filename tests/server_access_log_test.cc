@@ -404,6 +404,9 @@ TEST(AccessLogProcessTest, AttnctlVerbosePrintsTheTimings) {
 }
 
 TEST(AccessLogProcessTest, PythonExampleVerbosePrintsTheTimings) {
+  if (const std::string why = PythonExampleMissing(); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
   TempDir dir("attnserve_access_log_");
   std::unique_ptr<AttnserveProcess> server =
       AttnserveProcess::Start({"--log_requests=false"}, dir.File("stderr.log"));

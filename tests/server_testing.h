@@ -15,10 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/half.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "model/encoder/encoder.h"
+#include "common/half.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "server/server.h"
 #include "tests/golden.h"
