@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/call_record.h"
 #include "server/convert.h"
+#include "server/encode_stream.h"
 #include "server/grpc_status.h"
 #include "server/validate.h"
 #include "server/wire.h"
@@ -80,6 +81,14 @@ int64_t OutputBytes(
   return floats * static_cast<int64_t>(sizeof(float));
 }
 
+// A stream refused before its first read (a missing or wrong token).
+class RefusedStream
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out) {
@@ -142,59 +151,103 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
   if (!validated.ok()) return FinishNow(calls_, validated.status());
 
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
-  Batcher::Request job;
-  job.tasks = std::move(validated->tasks);
-  job.deadline = RequestDeadline(*context, default_deadline_);
-  // The context lives until Finish, which only the completion calls.
-  job.is_cancelled = [context] { return context->IsCancelled(); };
   struct Labels {
-    OutputSpec spec;
-    std::vector<InputSequence> inputs;
     CallWork work;
     Batcher::Request::Timing timing;  // written by the batcher before done
   };
-  auto labels = std::make_shared<Labels>(
-      Labels{std::move(validated->spec), std::move(validated->inputs), {}, {}});
-  labels->work.sequences = static_cast<int64_t>(job.tasks.size());
-  for (const SequenceTask& task : job.tasks) {
+  auto labels = std::make_shared<Labels>();
+  labels->work.sequences = static_cast<int64_t>(validated->tasks.size());
+  for (const SequenceTask& task : validated->tasks) {
     labels->work.tokens += static_cast<int64_t>(task.token_ids.size());
   }
   labels->work.tokenization = absl::Now() - start;
-  job.timing = &labels->timing;
+  absl::Status submitted = SubmitEncode(
+      *std::move(validated), RequestDeadline(*context, default_deadline_),
+      // The context lives until Finish, which only the completion calls.
+      [context] { return context->IsCancelled(); }, &labels->timing,
+      [this, context, reactor, response_bytes, labels,
+       start](absl::StatusOr<v1::EncodeResponse> response) {
+        labels->work.queue = labels->timing.queue;
+        labels->work.inference = labels->timing.inference;
+        hooks_.FinishWithWork(context, reactor, labels->work, start,
+                              response.ok()
+                                  ? Serialized(*response, response_bytes)
+                                  : ToGrpcStatus(response.status()));
+      });
+  if (!submitted.ok()) {
+    hooks_.FinishWithWork(context, reactor, labels->work, start,
+                          ToGrpcStatus(submitted));
+  }
+  return reactor;
+}
+
+absl::Status EncoderService::SubmitEncode(
+    ValidatedEncode validated, absl::Time deadline,
+    std::function<bool()> is_cancelled, Batcher::Request::Timing* timing,
+    std::function<void(absl::StatusOr<v1::EncodeResponse>)> answer) {
+  Batcher::Request job;
+  job.tasks = std::move(validated.tasks);
+  job.deadline = deadline;
+  job.is_cancelled = std::move(is_cancelled);
+  job.timing = timing;
+  struct Labels {
+    OutputSpec spec;
+    std::vector<InputSequence> inputs;
+  };
+  auto labels = std::make_shared<Labels>(
+      Labels{std::move(validated.spec), std::move(validated.inputs)});
   // Inference thread: hand the outputs over and return to the next pass.
-  job.done = [this, context, reactor, response_bytes, labels,
-              start](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
+  job.done = [this, labels, answer = std::move(answer)](
+                 absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
-        [this, context, reactor, response_bytes, labels, start,
-         outputs = std::move(outputs)]() mutable {
-          labels->work.queue = labels->timing.queue;
-          labels->work.inference = labels->timing.inference;
-          auto answer = [&](const grpc::Status& status) {
-            hooks_.FinishWithWork(context, reactor, labels->work, start,
-                                  status);
-          };
-          if (!outputs.ok()) return answer(ToGrpcStatus(outputs.status()));
+        [this, labels, answer, outputs = std::move(outputs)]() mutable {
+          if (!outputs.ok()) return answer(outputs.status());
           v1::EncodeResponse response;
           response.set_model(model_.info->name);
           for (size_t i = 0; i < labels->inputs.size(); ++i) {
             absl::Status status = ToSequenceResult(
                 labels->spec, model_.info->config, labels->inputs[i],
                 (*outputs)[i], response.add_results());
-            if (!status.ok()) return answer(ToGrpcStatus(status));
+            if (!status.ok()) return answer(status);
           }
           outputs = absl::StatusOr<std::vector<SequenceOutput>>();  // free
-          answer(Serialized(response, response_bytes));
+          answer(std::move(response));
         },
         bytes);
   };
-  const CallWork work = labels->work;  // `job` (and `labels`) move on
-  absl::Status submitted = batcher_->Submit(std::move(job));
-  if (!submitted.ok()) {
-    hooks_.FinishWithWork(context, reactor, work, start,
-                          ToGrpcStatus(submitted));
+  return batcher_->Submit(std::move(job));
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+EncoderService::EncodeStream(grpc::CallbackServerContext* context) {
+  if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) {
+    return new RefusedStream(ToGrpcStatus(s));
   }
-  return reactor;
+  return new EncodeStreamReactor(
+      context,
+      [this](v1::EncodeRequest request, absl::Time deadline,
+             std::function<bool()> is_cancelled,
+             std::function<void(absl::StatusOr<v1::EncodeResponse>)> done) {
+        absl::StatusOr<ValidatedEncode> validated =
+            ValidateEncodeRequest(request, model_, limits_);
+        if (!validated.ok()) return validated.status();
+        return SubmitEncode(*std::move(validated), deadline,
+                            std::move(is_cancelled), nullptr, std::move(done));
+      },
+      kStreamMessagesInFlight, default_deadline_, &calls_);
+}
+
+grpc::ServerUnaryReactor* EncoderService::ListModels(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  absl::Status status = hooks_.CheckToken(*context);
+  v1::ListModelsRequest request;
+  if (status.ok()) status = ParseRequest(*request_bytes, &request);
+  if (!status.ok()) return FinishNow(calls_, status);
+  v1::ListModelsResponse response;
+  ToProtoModelInfo(model_, response.add_models());
+  return FinishNowWith(calls_, response, response_bytes);
 }
 
 grpc::ServerUnaryReactor* EncoderService::GetModelInfo(

@@ -18,6 +18,7 @@
 #define ATTNSERVE_SERVER_ENCODER_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,7 +43,9 @@ class EncoderService final
           v1::Encoder::WithRawCallbackMethod_GetModelInfo<
               v1::Encoder::WithRawCallbackMethod_Tokenize<
                   v1::Encoder::WithRawCallbackMethod_RankHeads<
-                      v1::Encoder::Service>>>> {
+                      v1::Encoder::WithRawCallbackMethod_ListModels<
+                          v1::Encoder::WithRawCallbackMethod_EncodeStream<
+                              v1::Encoder::Service>>>>>> {
  public:
   // `model`'s pointees, `batcher` and `completions` must outlive the
   // service; `completions` must stop after `batcher` (it runs the batcher's
@@ -65,10 +68,27 @@ class EncoderService final
   grpc::ServerUnaryReactor* RankHeads(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  // Pipelined Encode: see server/encode_stream.h.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EncodeStream(
+      grpc::CallbackServerContext* context) override;
+
+  // Messages of one EncodeStream read and not yet answered; past it the
+  // stream stops reading (HTTP/2 flow control holds the client back).
+  static constexpr int kStreamMessagesInFlight = 32;
 
   const CallTracker& calls() const { return calls_; }
 
  private:
+  // Queues a validated Encode; OK means `answer` is called exactly once, on
+  // the completion thread, with the response or why there is none.
+  // `timing` (may be null) is filled by the batcher before that.
+  absl::Status SubmitEncode(
+      ValidatedEncode validated, absl::Time deadline,
+      std::function<bool()> is_cancelled, Batcher::Request::Timing* timing,
+      std::function<void(absl::StatusOr<v1::EncodeResponse>)> answer);
   struct RankHeadsCall;
   // Submits `call`'s next pass; its completion adds the results and submits
   // the pass after, or answers. Finishes the call if the batcher refuses.
