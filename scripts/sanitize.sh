@@ -8,23 +8,24 @@
 #
 # Extra arguments go to ctest (e.g. -R ServerTest). Any report fails the run.
 #
-# What is not ours: Debian's gRPC, protobuf, Abseil, oneDNN and libgomp are
-# prebuilt with gcc and not instrumented. ASan and UBSan only check our code,
-# which is fine. TSan cannot see the synchronization inside those libraries,
-# so:
-# - OpenMP: TSan runs use OMP_NUM_THREADS=1. libgomp's barriers are invisible
-#   to TSan, so every parallel loop (ours and oneDNN's) would be reported as a
-#   race between the team's threads; with one thread there is no team. The
-#   model's threading is single-threaded by design (one inference thread,
-#   ARCHITECTURE.md §3); what TSan is here to check is our threads: gRPC's,
-#   the inference thread and the completion thread.
-# - Abseil's Mutex and CondVar are compiled without TSan annotations, so TSan
-#   sees no order between a Unlock and the next Lock. tests/tsan/
-#   absl_sync_tsan.cc (linked into the TSan builds only) wraps them and tells
-#   TSan (__tsan_acquire/__tsan_release on the mutex); see its comment.
-# - gRPC's own threads hand our reactors from one to another through code
-#   TSan cannot see; scripts/sanitizers/tsan.supp suppresses those reports,
-#   each entry saying why it is not ours.
+# What is not ours: Debian's gRPC, protobuf, Abseil, oneDNN and the OpenMP
+# runtime are prebuilt with gcc and not instrumented. ASan and UBSan check our
+# code only, which is what we want (scripts/sanitizers/lsan.supp lists the
+# leaks at exit inside those libraries). TSan cannot see the synchronization
+# inside them, so the TSan runs:
+# - set ignore_noninstrumented_modules=1: TSan ignores the libc calls (memcpy,
+#   free, sendmsg, mutexes) made by uninstrumented libraries, whose ordering
+#   it cannot see (gRPC's transport hands buffers between its threads through
+#   lock-free queues; OpenMP through barriers). Our code's accesses are all
+#   still checked. scripts/sanitizers/tsan.supp says what else was tried and
+#   is where a suppression would go; it has none.
+# - use OMP_NUM_THREADS=1: TSan's advice for OpenMP; with one thread there is
+#   no team to misread, and the model's threading is single-threaded by
+#   design (one inference thread, ARCHITECTURE.md §3). TSan is here to check
+#   our threads: gRPC's, the inference thread and the completion thread.
+# - link tests/tsan/absl_sync_tsan.cc: Abseil's Mutex and CondVar carry no
+#   TSan annotations in Debian's build, so every mutex-protected access of
+#   ours looked like a race; the file wraps them and tells TSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-}"
@@ -59,7 +60,7 @@ else
   TESTS=(batcher_test server_completion_executor_test server_test
          server_text_test server_heads_test)
   cmake --build "$BUILD" -j "$(nproc)" --target "${TESTS[@]}"
-  export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:halt_on_error=1:second_deadlock_stack=1:history_size=4"
+  export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:ignore_noninstrumented_modules=1:halt_on_error=1:second_deadlock_stack=1:history_size=4"
   export OMP_NUM_THREADS=1
   ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j 2 \
     -R '^(BatcherTest|ServerCompletionExecutorTest|Server[A-Za-z]*Test)\.' "$@"
