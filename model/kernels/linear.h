@@ -1,7 +1,9 @@
 // A fully connected layer on oneDNN: y (M, N) = [y +] act(x (M, K) · Wᵀ + b).
 //
 // Weights are packed once, at construction, into the blocked layout oneDNN
-// prefers (f32, bf16, or s8 with per-output-channel scales). Primitives do not
+// prefers (f32, bf16, or s8 with per-output-channel scales). int8 activations
+// are quantized per row (token) at each call, so a token's result does not
+// depend on the rows it is batched with. Primitives do not
 // depend on the weight values, so every layer of one shape shares one
 // LinearKernels: a primitive per row-count bucket, created once and reused.
 // Not thread-safe: owned by the inference thread.
@@ -81,10 +83,8 @@ class Linear {
   std::shared_ptr<LinearKernels> kernels_;
   std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
   std::vector<float> scales_;  // (N) int8: W[n, :] ≈ scales_[n] · W_s8[n, :]
-  std::vector<float> call_scales_;  // (N) int8: activation scale · scales_
-  std::vector<float> call_bias_;    // (N) int8: bias_ / call_scales_
-  std::vector<float> bias_;         // (N)
-  dnnl::memory bias_mem_;           // (1, N) f32 over bias_
+  std::vector<float> bias_;    // (N)
+  dnnl::memory bias_mem_;      // (1, N) f32 over bias_
 };
 
 }  // namespace attnserve
