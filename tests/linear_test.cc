@@ -112,7 +112,7 @@ TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
 
 // Reduced precisions against the same twin, by normalized mean squared error
 // (ggml's NMSE): bf16 rounds both operands to 8 mantissa bits; int8 quantizes
-// weights per output channel and activations per call.
+// weights per output channel and activations per row (token).
 struct PrecisionCase {
   Precision precision;
   double max_nmse;
