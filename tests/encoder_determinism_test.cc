@@ -3,7 +3,6 @@
 // lengths, or equal ones that share its attention group), in any order. The
 // server batches whatever is queued, so without this the same text would get
 // different answers under different load.
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -11,26 +10,12 @@
 #include "gtest/gtest.h"
 #include "model/demo/demo_model.h"
 #include "model/encoder/encoder.h"
+#include "tests/golden.h"
 
 namespace attnserve {
 namespace {
 
-// Bit-for-bit equality of two float arrays, with the first difference named.
-::testing::AssertionResult SameBits(const std::vector<float>& got,
-                                    const std::vector<float>& want) {
-  if (got.size() != want.size()) {
-    return ::testing::AssertionFailure()
-           << "sizes differ: " << got.size() << " vs " << want.size();
-  }
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-      return ::testing::AssertionFailure()
-             << "first difference at [" << i << "]: " << got[i] << " vs "
-             << want[i];
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
+using ::attnserve::testing::SameBits;
 
 class DeterminismTest : public ::testing::TestWithParam<Precision> {
  protected:
