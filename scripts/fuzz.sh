@@ -18,7 +18,7 @@ SECONDS_PER_TARGET="${1:-60}"
 shift || true
 BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 OUT="${FUZZ_OUT:-$BUILD/out}"
-ALL=(safetensors config tokenizer_text vocab_files request)
+ALL=(safetensors config tokenizer_text vocab_files request oip_request)
 TARGETS=("${@:-${ALL[@]}}")
 
 if ! command -v clang++-14 >/dev/null; then

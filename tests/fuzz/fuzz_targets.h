@@ -63,6 +63,13 @@ int VocabFiles(const uint8_t* data, size_t size);
 // result on made-up embeddings.
 int Request(const uint8_t* data, size_t size);
 
+// The Open Inference Protocol's ModelInfer: byte 0 bit 0 small limits, bit 1
+// no vocab; byte 1 the slice cut; then the ModelInferRequest. FromModelInfer,
+// the Encode validator and SetPaddedLength against tiny_bert; an accepted
+// request is answered from made-up outputs, and every output tensor's bytes
+// must match its shape and datatype.
+int OipRequest(const uint8_t* data, size_t size);
+
 struct Target {
   const char* name;  // directory name under tests/fuzz/{corpus,regressions}
   TargetFn fn;

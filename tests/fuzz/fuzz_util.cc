@@ -47,6 +47,7 @@ const std::vector<Target>& AllTargets() {
       {"tokenizer_text", &TokenizerText},
       {"vocab_files", &VocabFiles},
       {"request", &Request},
+      {"oip_request", &OipRequest},
   };
   return *targets;
 }

@@ -223,6 +223,69 @@ def request_seeds():
         write("request", name, bytes([flags, 128]) + body)
 
 
+def text_bytes(b):
+    """bytes as a protobuf text-format string literal."""
+    return '"' + "".join("\\%03o" % c for c in b) + '"'
+
+
+def raw_int64(values):
+    return text_bytes(struct.pack("<%dq" % len(values), *values))
+
+
+def raw_strings(strings):
+    out = b""
+    for t in strings:
+        b = t.encode()
+        out += struct.pack("<I", len(b)) + b
+    return text_bytes(out)
+
+
+OIP_REQUESTS = [
+    ("ids_hidden_embedding", 0,
+     'model_name: "tiny_bert" id: "1" '
+     'inputs { name: "input_ids" datatype: "INT64" shape: [2, 4] } '
+     'inputs { name: "attention_mask" datatype: "INT64" shape: [2, 4] } '
+     'outputs { name: "last_hidden_state" } outputs { name: "embedding" } '
+     'parameters { key: "pooling" value { string_param: "mean" } } '
+     'raw_input_contents: %s raw_input_contents: %s'
+     % (raw_int64([2, 10, 11, 3, 2, 12, 3, 0]), raw_int64([1, 1, 1, 1, 1, 1, 1, 0]))),
+    ("text_attentions", 0,
+     'inputs { name: "text" datatype: "BYTES" shape: [2] } '
+     'outputs { name: "token_ids" } outputs { name: "attentions" } '
+     'parameters { key: "attention_layers" value { string_param: "0,1" } } '
+     'parameters { key: "attention_heads" value { string_param: "1" } } '
+     'parameters { key: "attention_dtype" value { string_param: "FP16" } } '
+     'parameters { key: "head_mask" value { string_param: "0:1,1:2" } } '
+     'raw_input_contents: %s' % raw_strings(["the cat sat", "a dog"])),
+    ("typed_int32_pooler", 0,
+     'inputs { name: "input_ids" datatype: "INT32" shape: [1, 5] '
+     'contents { int_contents: [2, 20, 21, 22, 3] } } '
+     'inputs { name: "token_type_ids" datatype: "INT32" shape: [1, 5] '
+     'contents { int_contents: [0, 0, 0, 1, 1] } } '
+     'outputs { name: "pooler_output" } outputs { name: "embedding" } '
+     'parameters { key: "normalize" value { bool_param: true } }'),
+    ("text_pair_truncate_small", 1,
+     'inputs { name: "text" datatype: "BYTES" shape: [1, 1] } '
+     'inputs { name: "text_pair" datatype: "BYTES" shape: [1, 1] } '
+     'parameters { key: "truncate" value { bool_param: true } } '
+     'raw_input_contents: %s raw_input_contents: %s'
+     % (raw_strings(["a long first segment " * 4]), raw_strings(["and a second one"]))),
+    ("text_without_vocab", 2,
+     'inputs { name: "text" datatype: "BYTES" shape: [1] } '
+     'raw_input_contents: %s' % raw_strings(["no vocab here"])),
+]
+
+
+def oip_seeds():
+    proto = os.path.join(ROOT, "proto", "inference.proto")
+    for name, flags, text in OIP_REQUESTS:
+        body = subprocess.run(
+            ["protoc", "--proto_path=" + os.path.dirname(proto),
+             "--encode=inference.ModelInferRequest", os.path.basename(proto)],
+            input=text.encode(), check=True, capture_output=True).stdout
+        write("oip_request", name, bytes([flags, 128]) + body)
+
+
 def main():
     shutil.rmtree(CORPUS, ignore_errors=True)
     safetensors_seeds()
@@ -230,6 +293,7 @@ def main():
     tokenizer_text_seeds()
     vocab_files_seeds()
     request_seeds()
+    oip_seeds()
 
 
 if __name__ == "__main__":
