@@ -87,6 +87,16 @@ int Batcher::queued() const {
   return static_cast<int>(queue_.size());
 }
 
+int Batcher::droppable() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  int n = 0;
+  for (const Request& r : queue_) {
+    if (r.deadline <= now || (r.is_cancelled && r.is_cancelled())) ++n;
+  }
+  return n;
+}
+
 Batcher::Stats Batcher::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;

@@ -83,6 +83,10 @@ class Batcher {
   void Resume();
 
   int queued() const;  // requests waiting, not counting a pass in progress
+  // Test hook: of those, the ones the inference thread would drop if it
+  // looked now (deadline passed, or is_cancelled() true). Lets a test wait
+  // for "expired" instead of sleeping past a deadline.
+  int droppable() const;
   Stats stats() const;
 
  private:
