@@ -82,6 +82,11 @@ void Batcher::Resume() {
   paused_ = false;
 }
 
+void Batcher::PauseAfterPasses(int64_t passes) {
+  absl::MutexLock lock(&mu_);
+  pause_after_passes_ = passes;
+}
+
 int Batcher::queued() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(queue_.size());
@@ -147,7 +152,13 @@ void Batcher::Loop() {
       }
     }
     for (auto& [request, status] : dropped) request.done(status);
-    if (!batch.empty()) Run(batch);
+    if (!batch.empty()) {
+      Run(batch);
+      absl::MutexLock lock(&mu_);
+      if (pause_after_passes_ > 0 && --pause_after_passes_ == 0 && !stopping_) {
+        paused_ = true;
+      }
+    }
   }
 }
 
