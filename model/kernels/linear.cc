@@ -97,10 +97,14 @@ struct LinearKernels::Kernel {
   dnnl::matmul matmul;
   memory::desc weight_desc;        // layout this primitive reads the weights in
   dnnl::reorder to_bf16;           // bf16: f32 → bf16 activations
-  std::vector<uint16_t> src_bf16;  // (rows, K) bf16 scratch
-  std::vector<uint8_t> src_u8;     // (rows, K) int8: quantized activations
-  std::vector<float> row_scales;   // (rows) int8: their per-row scales
 };
+
+// Grows `v` to at least n elements; never shrinks.
+template <typename T>
+T* AtLeast(std::vector<T>* v, int64_t n) {
+  if (static_cast<int64_t>(v->size()) < n) v->resize(n);
+  return v->data();
+}
 
 LinearKernels::LinearKernels(DnnlContext* ctx, int64_t n, int64_t k,
                              LinearSpec spec)
@@ -166,14 +170,9 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
     kernel->matmul = dnnl::matmul(pd);
     kernel->weight_desc = pd.weights_desc();
     if (p == Precision::kBFloat16) {
-      kernel->src_bf16.resize(rows * k_);
       kernel->to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
           ctx_->engine, Desc2D(rows, k_), ctx_->engine,
           Desc2D(rows, k_, dt::bf16)));
-    }
-    if (int8) {
-      kernel->src_u8.resize(rows * k_);
-      kernel->row_scales.resize(rows);
     }
   }));
   Kernel* raw = kernel.get();
@@ -269,9 +268,9 @@ absl::Status Linear::Run(int64_t m, const float* x, float* y) {
   return CatchDnnl("matmul", [&] {
     memory src(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
     memory dst(Desc2D(rows, n), ctx->engine, y);
-    if (!kernel->src_bf16.empty()) {
+    if (kernels_->spec().precision == Precision::kBFloat16) {
       memory bf16(Desc2D(rows, k, dt::bf16), ctx->engine,
-                  kernel->src_bf16.data());
+                  AtLeast(&kernels_->scratch().bf16, rows * k));
       kernel->to_bf16.execute(ctx->stream, src, bf16);
       src = bf16;
     }
@@ -291,12 +290,15 @@ absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
   // One scale per token (row): its largest |x| maps to 127. A per-call scale
   // over the whole batch would make each sequence's result depend on what it
   // was batched with; per row, the server's answers do not depend on load.
-  QuantizeRows(x, m, rows, k, kernel->src_u8.data(), kernel->row_scales.data());
+  LinearKernels::Scratch& scratch = kernels_->scratch();
+  uint8_t* quantized = AtLeast(&scratch.u8, rows * k);
+  float* scales = AtLeast(&scratch.row_scales, rows);
+  QuantizeRows(x, m, rows, k, quantized, scales);
   return CatchDnnl("int8 matmul", [&] {
-    memory src(Desc3D(rows, k, dt::u8), ctx->engine, kernel->src_u8.data());
+    memory src(Desc3D(rows, k, dt::u8), ctx->engine, quantized);
     memory dst(Desc3D(rows, n), ctx->engine, y);
     memory row_scales(memory::desc({1, rows, 1}, dt::f32, tag::abc),
-                      ctx->engine, kernel->row_scales.data());
+                      ctx->engine, scales);
     memory weight_scales(memory::desc({1, 1, n}, dt::f32, tag::abc),
                          ctx->engine, scales_.data());
     memory bias(memory::desc({1, 1, n}, dt::f32, tag::abc), ctx->engine,

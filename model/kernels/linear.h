@@ -47,12 +47,24 @@ class LinearKernels {
   int64_t k() const { return k_; }
   const LinearSpec& spec() const { return spec_; }
 
+  // Activation scratch shared by every kernel (row count) of this shape,
+  // sized for the largest row count run so far: one buffer per shape, not
+  // one per row bucket, so memory stays at max rows × K however many buckets
+  // a long-running server has used. Kernels run one at a time (one thread).
+  struct Scratch {
+    std::vector<uint16_t> bf16;     // (rows, K) bf16 activations
+    std::vector<uint8_t> u8;        // (rows, K) int8 quantized activations
+    std::vector<float> row_scales;  // (rows) int8 per-row scales
+  };
+  Scratch& scratch() { return scratch_; }
+
  private:
   DnnlContext* ctx_;
   int64_t n_, k_;
   LinearSpec spec_;
   dnnl::memory::desc packed_;  // the preferred weight layout, once known
   std::map<int64_t, std::unique_ptr<Kernel>> kernels_;  // by rows
+  Scratch scratch_;
 };
 
 class Linear {
