@@ -40,16 +40,4 @@ std::string TestData(const std::string& sub) {
   return std::string(ATTNSERVE_TEST_DATA) + "/" + sub;
 }
 
-const std::vector<Target>& AllTargets() {
-  static const auto* targets = new std::vector<Target>{
-      {"safetensors", &Safetensors},
-      {"config", &Config},
-      {"tokenizer_text", &TokenizerText},
-      {"vocab_files", &VocabFiles},
-      {"request", &Request},
-      {"oip_request", &OipRequest},
-  };
-  return *targets;
-}
-
 }  // namespace attnserve::fuzz
