@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages attnserve builds and tests against.
 # Usage: scripts/install_deps.sh [--test | --unit-test]
-#   --test       adds what the whole test suite needs (browser, Python, YAML)
+#   --test       adds what the whole test suite needs (browser, Python, YAML,
+#                Prometheus, clang for the sanitizer and fuzzing builds)
 #   --unit-test  adds GoogleTest, openssl and curl: enough for ctest without the
 #                browser, Python, Prometheus and deploy-manifest tests (the
 #                image build, docker/Dockerfile)
@@ -22,7 +23,10 @@ case "${1:-}" in
   # python3-yaml: docker/k8s_test.sh parses the deploy manifests. prometheus:
   # promtool and a real Prometheus for the metrics tests (they skip without).
   --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
-                     python3-yaml openssl curl prometheus) ;;
+                     python3-yaml openssl curl prometheus
+                     # scripts/sanitize.sh and scripts/fuzz.sh: clang-14 with its
+                     # sanitizer and libFuzzer runtimes, llvm-symbolizer-14 (llvm-14)
+                     clang-14 libclang-rt-14-dev llvm-14) ;;
   *) echo "usage: $0 [--test | --unit-test]" >&2; exit 2 ;;
 esac
 missing=()

@@ -84,9 +84,24 @@ void Batcher::Resume() {
   paused_ = false;
 }
 
+void Batcher::PauseAfterPasses(int64_t passes) {
+  absl::MutexLock lock(&mu_);
+  pause_after_passes_ = passes;
+}
+
 int Batcher::queued() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(queue_.size());
+}
+
+int Batcher::droppable() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  int n = 0;
+  for (const Request& r : queue_) {
+    if (r.deadline <= now || (r.is_cancelled && r.is_cancelled())) ++n;
+  }
+  return n;
 }
 
 Batcher::Stats Batcher::stats() const {
@@ -144,7 +159,13 @@ void Batcher::Loop() {
       request.done(status);
     }
     for (Request& request : batch) Dequeued(request, dequeued);
-    if (!batch.empty()) Run(batch);
+    if (!batch.empty()) {
+      Run(batch);
+      absl::MutexLock lock(&mu_);
+      if (pause_after_passes_ > 0 && --pause_after_passes_ == 0 && !stopping_) {
+        paused_ = true;
+      }
+    }
   }
 }
 

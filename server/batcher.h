@@ -113,8 +113,15 @@ class Batcher {
   // Shutdown() resumes.
   void Pause();
   void Resume();
+  // Test hook: after `passes` more forward passes the inference thread pauses
+  // itself (as Pause()), so a test can stop a multi-pass request midway.
+  void PauseAfterPasses(int64_t passes);
 
   int queued() const;  // requests waiting, not counting a pass in progress
+  // Test hook: of those, the ones the inference thread would drop if it
+  // looked now (deadline passed, or is_cancelled() true). Lets a test wait
+  // for "expired" instead of sleeping past a deadline.
+  int droppable() const;
   Stats stats() const;
 
  private:
@@ -131,6 +138,7 @@ class Batcher {
   std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t pause_after_passes_ ABSL_GUARDED_BY(mu_) = 0;  // 0 = never
   Stats stats_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex join_mu_;  // serializes Shutdown() callers around join

@@ -4,7 +4,8 @@
 //
 // The model directory's vocab.txt (or tokenizer.json) is loaded when present,
 // for Sequence.text and Tokenize; without one the server serves token ids
-// only and says so in its log.
+// only and says so in its log. A vocab that is present but broken stops the
+// server like any other broken checkpoint file.
 //
 // The only place that reads flags: they fill ServerOptions and
 // EncoderOptions. SIGINT/SIGTERM: stop accepting, answer every accepted
@@ -253,8 +254,14 @@ int main(int argc, char** argv) {
                  "text input and Tokenize enabled\n",
                  (*tokenizer)->vocab_size(),
                  (*tokenizer)->do_lower_case() ? "true" : "false");
+  } else if (tokenizer.status().code() != absl::StatusCode::kNotFound) {
+    // A vocab that is there but unusable is a broken checkpoint: serving token
+    // ids only would hide that until a client sends text.
+    Die(absl::StrCat("cannot load the vocab of ", model_dir, ": ",
+                     tokenizer.status().message()));
   } else {
-    // Token ids are still served; text gets FAILED_PRECONDITION.
+    // No vocab at all: token ids are still served; text gets
+    // FAILED_PRECONDITION.
     std::string why =
         absl::StrReplaceAll(tokenizer.status().message(), {{"\n", " "}});
     std::fprintf(stderr,

@@ -2,7 +2,9 @@
 // (2 layers × 3 heads, 5 tokens including characters that need escaping),
 // checked as text (escaping, no external references), then opened in
 // headless Chromium, whose dumped DOM must show every head drawn
-// (body[data-rendered]) and no script error (body[data-errors]).
+// (body[data-rendered]) and no script error (body[data-errors]); with one-hot
+// maps, the heatmaps' pixels are read back and each card must show its own
+// head's pattern (EachCardShowsItsHeadsPattern: a transposed heatmap fails).
 //
 // Chromium: see tests/chromium.h. Without it the browser tests FAIL, unless
 // ATTNSERVE_SKIP_BROWSER=1 is set (then they are skipped).
@@ -29,6 +31,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -156,6 +159,91 @@ TEST(AttentionHtmlBrowserTest, DrawsEveryHeadWithoutErrors) {
   EXPECT_THAT(dom->text, HasSubstr("L5 · H1"));
   EXPECT_THAT(dom->text, HasSubstr(">masked<"));
   EXPECT_THAT(dom->text, HasSubstr("diversity 0.120"));
+}
+
+// What was drawn, not only how many cards: every head of the page gets a
+// one-hot map (row i attends only to key (i + 1 + h + 3·layer) mod 7, a
+// different diagonal per card), and a probe script run after the page's own
+// reads each card's canvas back (getImageData), finds its map (the opaque
+// square in the canvas's bottom-right corner; labels sit left of and above
+// it), and reports per row which cell is dark. Each card must show its own
+// head's diagonal and no other dark cell.
+TEST(AttentionHtmlBrowserTest, EachCardShowsItsHeadsPattern) {
+  if (SkipBrowser()) GTEST_SKIP() << "ATTNSERVE_SKIP_BROWSER=1";
+  constexpr int kT = 7;
+  AttentionPage page;
+  page.title = "one-hot";
+  page.tokens = {"[CLS]", "a", "b", "c", "d", "e", "[SEP]"};
+  page.layers = {0, 5};
+  page.heads = {0, 1, 2};
+  auto target = [](int layer_index, int head_index, int row) {
+    return (row + 1 + head_index + 3 * layer_index) % kT;
+  };
+  for (int li = 0; li < 2; ++li) {
+    for (int hi = 0; hi < 3; ++hi) {
+      for (int i = 0; i < kT; ++i) {
+        for (int j = 0; j < kT; ++j) {
+          page.attention.push_back(j == target(li, hi, i) ? 1.f : 0.f);
+        }
+      }
+    }
+  }
+  absl::StatusOr<std::string> html = RenderAttentionHtml(page);
+  ASSERT_TRUE(html.ok()) << html.status();
+  const std::string probe = R"(<script>
+(function () {
+  var n = JSON.parse(document.getElementById('attn-data').textContent).tokens.length;
+  var out = [];
+  document.querySelectorAll('.card').forEach(function (card) {
+    var title = card.querySelector('.card-title').textContent;
+    var cv = card.querySelector('canvas');
+    var w = cv.width, h = cv.height;
+    var img = cv.getContext('2d').getImageData(0, 0, w, h).data;
+    function px(x, y) { var k = 4 * (y * w + x); return img.slice(k, k + 4); }
+    // The map: the opaque run that ends at the right edge of the last row.
+    var left = w;
+    while (left > 0 && px(left - 1, h - 1)[3] === 255) left--;
+    var cell = (w - left) / n, top = h - n * cell;
+    var rows = [];
+    for (var i = 0; i < n; i++) {
+      var dark = [];
+      for (var j = 0; j < n; j++) {
+        var p = px(Math.floor(left + (j + 0.5) * cell), Math.floor(top + (i + 0.5) * cell));
+        var lightness = (Math.max(p[0], p[1], p[2]) + Math.min(p[0], p[1], p[2])) / 510;
+        if (p[3] === 255 && lightness < 0.66) dark.push(j);
+      }
+      rows.push(dark.length === 1 ? dark[0] : -1);
+    }
+    out.push(title + ':' + rows.join(','));
+  });
+  document.body.setAttribute('data-pattern', out.join('|'));
+})();
+</script>
+</body>)";
+  std::string probed = *html;
+  const size_t end = probed.rfind("</body>");
+  ASSERT_NE(end, std::string::npos);
+  probed.replace(end, 7, probe);
+  std::optional<Dom> dom = RenderInChromium(probed);
+  ASSERT_TRUE(dom.has_value());
+  EXPECT_EQ(dom->errors, "");
+  EXPECT_EQ(dom->rendered, "6");
+  std::vector<std::string> want;
+  for (int li = 0; li < 2; ++li) {
+    for (int hi = 0; hi < 3; ++hi) {
+      std::vector<std::string> rows;
+      for (int i = 0; i < kT; ++i) {
+        rows.push_back(std::to_string(target(li, hi, i)));
+      }
+      want.push_back(absl::StrCat("L", page.layers[li], " · H",
+                                  page.heads[hi], ":",
+                                  absl::StrJoin(rows, ",")));
+    }
+  }
+  EXPECT_EQ(::attnserve::testing::Attribute(
+                dom->text.substr(0, dom->text.find('>', dom->text.find("<body"))),
+                "data-pattern"),
+            absl::StrJoin(want, "|"));
 }
 
 TEST(AttentionHtmlBrowserTest, DrawsOneTokenOneHeadWithoutStats) {

@@ -81,5 +81,36 @@ TEST(AttentionTest, CachedKernelIsReentrant) {
   }
 }
 
+// Many (n, t) shapes, as a long-running server meets them: the cache keeps
+// at most kMaxKernels, and a shape evicted long ago is made again and still
+// right.
+TEST(AttentionTest, KernelCacheIsBoundedAndEvictedShapesComeBack) {
+  const int heads = 1, d = 4;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  DnnlContext ctx;
+  Attention attention(&ctx, heads, d);
+  auto run_and_check = [&](int64_t n, int64_t t) {
+    std::vector<float> qkv(n * t * 3 * heads * d);
+    for (float& v : qkv) v = normal(rng);
+    std::vector<float> probs(n * heads * t * t), out(n * t * heads * d);
+    std::vector<float> wp(probs.size()), wo(out.size());
+    ASSERT_TRUE(attention.Run(n, t, qkv.data(), probs.data(), out.data()).ok());
+    ctx.stream.wait();
+    naive::Attention(n, t, heads, d, qkv.data(), wp.data(), wo.data());
+    ASSERT_TRUE(naive::AllNear(out, wo, 1e-5)) << "n=" << n << " t=" << t;
+  };
+  int shapes = 0;
+  for (int64_t t = 1; t <= 20; ++t) {
+    for (int64_t n = 1; n <= 15; ++n, ++shapes) {
+      run_and_check(n, t);
+      ASSERT_LE(attention.cached_kernels(), Attention::kMaxKernels);
+    }
+  }
+  ASSERT_GT(shapes, static_cast<int>(Attention::kMaxKernels));
+  EXPECT_EQ(attention.cached_kernels(), Attention::kMaxKernels);
+  run_and_check(1, 1);  // the first shape, evicted since
+}
+
 }  // namespace
 }  // namespace attnserve

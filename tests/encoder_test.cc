@@ -5,6 +5,8 @@
 #include <cmath>
 #include <random>
 
+#include "absl/strings/str_cat.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/demo/demo_model.h"
@@ -161,60 +163,119 @@ TEST(EncoderTest, BadTasksAreRefusedNotCrashed) {
 namespace attnserve {
 namespace {
 
-double Cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double{a[i]} * b[i];
-    aa += double{a[i]} * a[i];
-    bb += double{b[i]} * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
+using ::attnserve::testing::MinTokenCosine;
+
+// bf16 and int8 against fp32 on two models: the demo model (hidden 128,
+// 4 layers, 8 heads; its random weights give peaked attention, where a small
+// change of a score moves a probability most) and tiny_bert (hidden 32,
+// near-uniform attention). Hidden states are compared token by token (the
+// worst token's cosine, so one garbage token fails the test); attention by
+// the mean and the largest probability difference over every layer.
+struct PrecisionBound {
+  Precision precision;
+  const char* model;         // "demo" or a tests/data directory
+  double min_token_cosine;   // of the hidden states, against fp32
+  double max_mean_attention_diff;
+  double max_attention_diff;
+};
+
+void PrintTo(const PrecisionBound& b, std::ostream* os) {
+  *os << PrecisionName(b.precision) << "_" << b.model;
 }
 
-// bf16 and int8 against the fp32 reference on the demo model (hidden 128,
-// 4 layers, 8 heads): the accuracy bounds the precisions promise.
-TEST(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
-  const std::string dir = ::testing::TempDir() + "/precision_model";
-  ASSERT_TRUE(WriteDemoModel(dir).ok());
+class EncoderPrecisionTest : public ::testing::TestWithParam<PrecisionBound> {
+};
+
+TEST_P(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
+  const PrecisionBound bound = GetParam();
+  std::string dir;
   std::mt19937 rng(11);
   std::vector<SequenceTask> tasks;
-  for (int len : {5, 17, 64, 128}) {
-    SequenceTask task;
-    task.token_ids.push_back(2);
-    for (int i = 1; i < len - 1; ++i) task.token_ids.push_back(5 + rng() % 150);
-    task.token_ids.push_back(3);
-    task.want_hidden = true;
-    task.attention_layers = {0, 3};
-    tasks.push_back(task);
+  if (std::string(bound.model) == "demo") {
+    dir = ::testing::TempDir() + "/precision_model";
+    ASSERT_TRUE(WriteDemoModel(dir).ok());
+    for (int len : {5, 17, 64, 128}) {
+      SequenceTask task;
+      task.token_ids.push_back(2);
+      for (int i = 1; i < len - 1; ++i) {
+        task.token_ids.push_back(5 + rng() % 150);
+      }
+      task.token_ids.push_back(3);
+      tasks.push_back(task);
+    }
+  } else {
+    dir = DataPath(bound.model);
+    for (const auto& g : ReadGolden(dir + "/golden.json")) {
+      tasks.push_back(TaskFor(g, 0));
+    }
   }
-  auto run = [&](Precision p) {
+  auto run = [&](Precision p) -> std::vector<SequenceOutput> {
     auto encoder = Encoder::Load(dir, EncoderOptions{p});
     EXPECT_TRUE(encoder.ok()) << encoder.status();
+    if (!encoder.ok()) return {};
+    const int layers = (*encoder)->info().config.num_layers;
+    for (SequenceTask& t : tasks) {
+      t.want_hidden = true;
+      t.attention_layers.clear();
+      for (int l = 0; l < layers; ++l) t.attention_layers.push_back(l);
+    }
     auto out = (*encoder)->Forward(tasks);
     EXPECT_TRUE(out.ok()) << out.status();
-    return *out;
+    return out.ok() ? *out : std::vector<SequenceOutput>{};
   };
   const auto fp32 = run(Precision::kFloat32);
-  struct Bound {
-    Precision precision;
-    double min_cosine;
-    double max_attention_diff;
-  };
-  for (const Bound& bound : {Bound{Precision::kBFloat16, 0.999, 0.05},
-                             Bound{Precision::kInt8, 0.99, 0.15}}) {
-    const auto out = run(bound.precision);
-    double worst_cos = 1, worst_attention = 0;
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      worst_cos = std::min(worst_cos, Cosine(out[i].hidden, fp32[i].hidden));
-      worst_attention = std::max(
-          worst_attention, MaxAbsDiff(out[i].attention, fp32[i].attention));
+  const auto out = run(bound.precision);
+  ASSERT_EQ(fp32.size(), tasks.size());
+  ASSERT_EQ(out.size(), tasks.size());
+  const int64_t hidden = fp32[0].hidden.size() / tasks[0].token_ids.size();
+  // Worst over the sequences, NaN-propagating: a NaN anywhere fails.
+  double worst_cos = 1, worst_attention = 0, sum_attention = 0;
+  int64_t n_attention = 0;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const double cos = MinTokenCosine(out[i].hidden, fp32[i].hidden, hidden);
+    const double diff = MaxAbsDiff(out[i].attention, fp32[i].attention);
+    worst_cos = std::isnan(cos) ? cos : std::min(worst_cos, cos);
+    worst_attention = std::isnan(diff) ? diff : std::max(worst_attention, diff);
+    if (out[i].attention.size() != fp32[i].attention.size()) continue;
+    for (size_t k = 0; k < out[i].attention.size(); ++k) {
+      sum_attention += std::fabs(double{out[i].attention[k]} -
+                                 double{fp32[i].attention[k]});
     }
-    std::printf("[ %s ] min cosine to fp32 = %.6f, max attention diff = %.4f\n",
-                PrecisionName(bound.precision), worst_cos, worst_attention);
-    EXPECT_GE(worst_cos, bound.min_cosine) << PrecisionName(bound.precision);
-    EXPECT_LE(worst_attention, bound.max_attention_diff);
+    n_attention += out[i].attention.size();
   }
+  const double mean_attention =
+      n_attention > 0 ? sum_attention / n_attention : NAN;
+  std::printf(
+      "[ %s %s ] min token cosine to fp32 = %.6f, attention diff mean %.3g, "
+      "max %.3g\n",
+      PrecisionName(bound.precision), bound.model, worst_cos, mean_attention,
+      worst_attention);
+  EXPECT_GE(worst_cos, bound.min_token_cosine);
+  EXPECT_LE(mean_attention, bound.max_mean_attention_diff);
+  EXPECT_LE(worst_attention, bound.max_attention_diff);
 }
+
+// Bounds about 10× what was measured (AMD EPYC, oneDNN 2.6.3, per-token int8
+// scales), as 1 − cosine and as attention differences:
+//   bf16 demo: 1 − cos 1.1e-4, attention mean 2.2e-4, max 0.043
+//   int8 demo: 1 − cos 5.6e-3, attention mean 9.0e-4, max 0.164
+//   bf16 tiny_bert: 1 − cos 2.9e-5, attention mean 1.3e-4, max 5.7e-3
+//   int8 tiny_bert: 1 − cos 4.7e-4, attention mean 4.3e-4, max 0.018
+// Two exceptions: int8's cosine on the demo model keeps the documented
+// promise (README: ≥ 0.99, 1.8× the measured loss), and the largest attention
+// difference on the demo model is bounded at about 2× (0.1 and 0.3): its
+// peaked rows make the maximum large, and 10× would bound nothing.
+INSTANTIATE_TEST_SUITE_P(
+    Bounds, EncoderPrecisionTest,
+    ::testing::Values(
+        PrecisionBound{Precision::kBFloat16, "demo", 0.999, 2e-3, 0.1},
+        PrecisionBound{Precision::kInt8, "demo", 0.99, 9e-3, 0.3},
+        PrecisionBound{Precision::kBFloat16, "tiny_bert", 0.9997, 1.3e-3, 0.05},
+        PrecisionBound{Precision::kInt8, "tiny_bert", 0.995, 4e-3, 0.15}),
+    [](const ::testing::TestParamInfo<PrecisionBound>& info) {
+      return absl::StrCat(PrecisionName(info.param.precision), "_",
+                          info.param.model);
+    });
 
 }  // namespace
 }  // namespace attnserve

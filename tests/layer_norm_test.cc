@@ -185,7 +185,7 @@ TEST(AllNearTest, FailsOnNanInfinitySizeAndError) {
   EXPECT_FALSE(naive::AllNear({inf}, {1.f}, 1e9));
   EXPECT_FALSE(naive::AllNear({1.f}, {1.f, 2.f}, 1e9));
   EXPECT_FALSE(naive::AllNear({}, {1.f}, 1e9));
-  EXPECT_TRUE(naive::AllNear({}, {}, 0.0));
+  EXPECT_FALSE(naive::AllNear({}, {}, 0.0));  // nothing compared is no match
   EXPECT_TRUE(std::isnan(naive::MaxAbsError({0.f, nan, 5.f}, {0.f, 0.f, 0.f})));
   EXPECT_EQ(naive::MaxAbsError({1.f}, {}), INFINITY);
   EXPECT_EQ(naive::MaxAbsError({1.f, -3.f}, {1.5f, 0.f}), 3.0);

@@ -507,6 +507,15 @@ TEST_F(LoaderTest, ConfigVocabDisagreesWithCheckpoint) {
 // The load runs in a child process limited to 4 GB of address space, so the
 // current code dies there (bad_alloc → abort) without touching this machine.
 TEST_F(LoaderTest, HugeLayerCountFailsWithoutCrashing) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers map terabytes of shadow memory, so a 4 GB "
+                  "address-space limit kills the process before the load";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  GTEST_SKIP() << "the sanitizers map terabytes of shadow memory, so a 4 GB "
+                  "address-space limit kills the process before the load";
+#endif
+#endif
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   // Embeddings only: the loader gets past them and reaches the layers.
   Tensors t;
@@ -887,6 +896,49 @@ TEST_F(LoaderTest, CorruptExtraTensorIsNamed) {
   WriteWeights(ck);
   EXPECT_THAT(LoadError(), AllOf(HasSubstr(weights_path()),
                                  HasSubstr("tensor \"cls.predictions.bias\"")));
+}
+
+}  // namespace
+}  // namespace attnserve
+
+namespace attnserve {
+namespace {
+
+// A NaN or an infinity anywhere in the weights is refused at load, naming the
+// file, the tensor and the index (it would otherwise make every answer NaN).
+TEST_F(LoaderTest, NonFiniteWeightIsRefusedByTensorAndIndex) {
+  for (const float bad : {std::nanf(""), -INFINITY}) {
+    for (const std::string dtype : {"F32", "F16", "BF16"}) {
+      SCOPED_TRACE(dtype + (std::isnan(bad) ? " NaN" : " -inf"));
+      WriteConfig(TinyConfig());
+      Tensors t = GoodTensors(TinyConfig());
+      RawTensor& w = t.at("encoder.layer.1.output.dense.weight");
+      std::vector<float> values(Elements(w.shape));
+      std::memcpy(values.data(), w.bytes.data(), w.bytes.size());
+      values[5] = bad;
+      if (dtype == "F32") {
+        w = F32(w.shape, values);
+      } else {
+        // F16/BF16 keep NaN and infinity (top half of the float for BF16).
+        w = RawTensor{dtype, w.shape, std::string(values.size() * 2, '\0')};
+        for (size_t i = 0; i < values.size(); ++i) {
+          uint32_t u;
+          std::memcpy(&u, &values[i], 4);
+          uint16_t h = dtype == "BF16" ? static_cast<uint16_t>(u >> 16)
+                                       : (std::isnan(values[i])  ? 0x7e00
+                                          : std::isinf(values[i]) ? 0xfc00
+                                                                  : 0);
+          std::memcpy(&w.bytes[2 * i], &h, 2);
+        }
+      }
+      WriteWeights(t);
+      EXPECT_THAT(LoadError(),
+                  AllOf(HasSubstr(weights_path()),
+                        HasSubstr("encoder.layer.1.output.dense.weight"),
+                        HasSubstr(std::isnan(bad) ? "NaN" : "infinity"),
+                        HasSubstr("index 5")));
+    }
+  }
 }
 
 }  // namespace

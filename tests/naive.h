@@ -166,10 +166,11 @@ inline std::vector<float> L2Normalize(const std::vector<float>& v) {
 // ---------------------------------------------------------------- comparison
 
 // max |got[i] − want[i]|, for reporting: NaN when either side holds a NaN
-// (or the same infinity), +∞ when the sizes differ. Judge with AllNear.
+// (or the same infinity), +∞ when the sizes differ or both are empty. Judge
+// with AllNear.
 inline double MaxAbsError(const std::vector<float>& got,
                           const std::vector<float>& want) {
-  if (got.size() != want.size()) return INFINITY;
+  if (got.size() != want.size() || got.empty()) return INFINITY;
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(double{got[i]} - double{want[i]});
@@ -179,7 +180,7 @@ inline double MaxAbsError(const std::vector<float>& got,
   return worst;
 }
 
-// Passes when `got` and `want` have the same size and every
+// Passes when `got` and `want` have the same, non-zero size and every
 // |got[i] − want[i]| ≤ tol. It can fail: a size mismatch fails, and so does a
 // NaN or infinity on either side — the test is !(err <= tol), which NaN never
 // passes (std::max(worst, NaN) would keep `worst` and pass). The message
@@ -190,6 +191,9 @@ inline ::testing::AssertionResult AllNear(const std::vector<float>& got,
   if (got.size() != want.size()) {
     return ::testing::AssertionFailure()
            << "got " << got.size() << " values, want " << want.size();
+  }
+  if (got.empty()) {
+    return ::testing::AssertionFailure() << "nothing to compare (both empty)";
   }
   size_t bad = 0, first_bad = 0;
   for (size_t i = 0; i < got.size(); ++i) {

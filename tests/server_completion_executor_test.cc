@@ -1,6 +1,7 @@
 // server/completion_executor: order, exactly-once, draining at shutdown, the
 // pending-bytes bound, and work posted from the worker itself. Every wait is
-// bounded.
+// bounded, and none is a guess at how long something takes: each waits for
+// the state it needs (a notification, or a counter the executor keeps).
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -47,6 +48,18 @@ TEST(ServerCompletionExecutorTest, AfterShutdownWorkRunsInline) {
   EXPECT_EQ(executor.stats().ran_inline, 1);
 }
 
+// Polls `condition` (every millisecond, at most kWait): for states that have
+// no notification of their own. Returns whether it became true.
+template <typename Condition>
+bool WaitUntil(Condition condition) {
+  const absl::Time give_up = absl::Now() + kWait;
+  while (!condition()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
 TEST(ServerCompletionExecutorTest, ShutdownRunsWhatIsQueued) {
   CompletionExecutor executor(1 << 20);
   absl::Notification release;
@@ -57,9 +70,15 @@ TEST(ServerCompletionExecutorTest, ShutdownRunsWhatIsQueued) {
   });
   for (int i = 1; i < 4; ++i) executor.Post([&, i] { done.push_back(i); });
   std::thread stopper([&] { executor.Shutdown(); });
-  absl::SleepFor(absl::Milliseconds(20));
+  // Release the worker only once Shutdown has begun: from then on a Post
+  // runs inline, so post no-op probes until one does.
+  const bool stopping = WaitUntil([&] {
+    executor.Post([] {});
+    return executor.stats().ran_inline > 0;
+  });
   release.Notify();
   stopper.join();
+  EXPECT_TRUE(stopping);
   EXPECT_THAT(done, ElementsAre(0, 1, 2, 3));
 }
 
@@ -78,8 +97,10 @@ TEST(ServerCompletionExecutorTest, PostWaitsWhilePendingBytesAreOverTheBound) {
     executor.Post([] {}, 80);  // 80 + 80 > 100: waits for the worker
     third_posted.Notify();
   });
-  EXPECT_FALSE(
-      third_posted.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+  // The producer is seen blocked on the bound (not merely not yet run), and
+  // it stays blocked while the worker is busy.
+  EXPECT_TRUE(WaitUntil([&] { return executor.stats().waited == 1; }));
+  EXPECT_FALSE(third_posted.HasBeenNotified());
   release.Notify();
   EXPECT_TRUE(third_posted.WaitForNotificationWithTimeout(kWait));
   producer.join();

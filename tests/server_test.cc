@@ -540,12 +540,13 @@ TEST(ServerBatchingTest, RequestsPastTheirDeadlineAreDroppedNotRun) {
   const bool queued = WaitForQueued(server->batcher(), 1);
   client.join();  // returns at the deadline: the request is still queued
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  // The server's deadline is the client's plus the transit time: let it pass
-  // too before the batcher looks at the request.
-  absl::SleepFor(absl::Milliseconds(500));
+  // The server's deadline is the client's plus the transit time: wait until
+  // the server sees it passed too before the batcher looks at the request.
+  const bool droppable = WaitForDroppable(server->batcher(), 1);
   server->batcher().Resume();
   server->Shutdown(absl::Seconds(20));  // drains the batcher
   ASSERT_TRUE(queued);
+  ASSERT_TRUE(droppable);
   const Batcher::Stats stats = server->batcher().stats();
   EXPECT_EQ(stats.forward_passes, 0);
   EXPECT_EQ(stats.expired + stats.cancelled, 1);

@@ -41,6 +41,18 @@ inline bool WaitForQueued(Batcher& batcher, int n) {
   }
   return true;
 }
+// Waits (at most 20 s) until `n` queued requests are past their deadline or
+// cancelled as the server sees them: the server's deadline is the client's
+// plus the transit time, so a client's DEADLINE_EXCEEDED comes first.
+inline bool WaitForDroppable(Batcher& batcher, int n) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (batcher.droppable() < n) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
 // tiny_bert: 2 layers × 4 heads, hidden 32, vocab 99 (vocab.txt), 40
 // positions, [SEP] = 3.
 constexpr int kLayers = 2, kHeads = 4, kHidden = 32, kVocab = 99,

@@ -47,6 +47,20 @@ TEST(ServerWireTest, NamesTheFieldThatIsNotUtf8) {
                         "offset 4 (byte 0xC0)"));
 }
 
+// The client is told what is wrong; the server's log gets nothing, so a
+// client cannot fill it by sending such requests in a loop.
+TEST(ServerWireTest, InvalidUtf8LeavesNothingInTheServerLog) {
+  v1::EncodeRequest request;
+  request.add_sequences()->set_text(std::string("ab\xff", 3));
+  const std::string wire = request.SerializeAsString();
+  ::testing::internal::CaptureStderr();
+  v1::EncodeRequest parsed;
+  const absl::Status status = ParseRequest(Bytes(wire), &parsed);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(log, "");
+}
+
 TEST(ServerWireTest, GarbageIsNotARequest) {
   v1::TokenizeRequest request;
   absl::Status status = ParseRequest(Bytes("\x0a\xff\xff"), &request);

@@ -604,6 +604,93 @@ def write_head_mask_golden(dirname, w32, cfg, seqs):
           % (dirname, ", ".join(c["name"] for c in cases), worst))
 
 
+# --------------------------------------------------------------------------- moderate
+
+# One layer at BERT-base width (H = 768, 12 heads of 64) and a sequence longer
+# than tiny_bert's 40 positions: what tiny shapes cannot show (long dot
+# products, many heads, T > 40). Its 22 MB of weights are not committed: they
+# come from a formula both this script and tests/moderate_golden_test.cc
+# compute (FormulaWeights there), so only the outputs are stored.
+MODERATE_CONFIG = dict(CONFIG, hidden_size=768, num_attention_heads=12,
+                       num_hidden_layers=1, intermediate_size=1536,
+                       max_position_embeddings=64)
+MODERATE_SEED = 0x5EED5EED
+GOLDEN_RATIO_64 = 0x9E3779B97F4A7C15
+
+
+def splitmix64(seed, first, n):
+    """Elements first .. first+n-1 of SplitMix64's stream from `seed`, as uint64."""
+    with np.errstate(over="ignore"):
+        i = np.arange(first + 1, first + n + 1, dtype=np.uint64)
+        z = np.uint64(seed) + i * np.uint64(GOLDEN_RATIO_64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def formula_weights(cfg, seed):
+    """Every tensor in sorted-name order from one SplitMix64 stream: with
+    u = (z >> 11)·2^-53 in [0, 1) and r = 2u − 1, LayerNorm weights are
+    1 + 0.1·r, biases 0.1·r, other weights 0.08·r (std ≈ 0.046), each computed
+    in double and rounded to float32 once."""
+    w = {}
+    first = 0
+    for name, shape in sorted(weight_shapes(cfg).items()):
+        n = int(np.prod(shape))
+        u = (splitmix64(seed, first, n) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+        r = 2.0 * u - 1.0
+        if name.endswith("LayerNorm.weight"):
+            v = 1.0 + 0.1 * r
+        elif name.endswith(".bias"):
+            v = 0.1 * r
+        else:
+            v = 0.08 * r
+        w[name] = torch.from_numpy(v.astype(np.float32).reshape(shape))
+        first += n
+    return w
+
+
+def write_moderate(dirname="moderate_bert"):
+    """tests/data/moderate_bert: config.json, golden.json (the sequence and how
+    the weights are made) and golden.safetensors (float32 outputs of the
+    float64 reference: hidden (T, H), attentions (L, NH, T, T), pooler (H))."""
+    cfg = MODERATE_CONFIG
+    d = os.path.join(OUT_ROOT, dirname)
+    os.makedirs(d, exist_ok=True)
+    w = formula_weights(cfg, MODERATE_SEED)
+    # 48 tokens, a pair: [CLS] 22 words [SEP] 23 words [SEP], types 0 then 1.
+    ids_rng = splitmix64(MODERATE_SEED + 1, 0, 45) % np.uint64(cfg["vocab_size"] - 5) + np.uint64(5)
+    words = [int(x) for x in ids_rng]
+    ids = [CLS_ID] + words[:22] + [SEP_ID] + words[22:] + [SEP_ID]
+    types = [0] * 24 + [1] * 24
+    assert len(ids) == 48 > CONFIG["max_position_embeddings"]
+    seqs = [("pair48", ids, types)]
+    golden, worst, alone = compute_golden(w, cfg, seqs)
+    xc = crosscheck_torch_nn({k: v.to(torch.float64) for k, v in w.items()}, cfg, seqs, alone)
+    hid, att, pooled, _ = alone[0]
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    doc = {
+        "format": "attnserve-golden-moderate-v1",
+        "generator": "tools/gen_golden.py",
+        "reference_precision": "float64",
+        "weights": {"formula": "splitmix64", "seed": MODERATE_SEED,
+                    "layer_norm_weight": "1 + 0.1 r", "bias": "0.1 r", "weight": "0.08 r"},
+        "sequence": {"name": "pair48", "token_ids": ids, "token_type_ids": types},
+        "outputs": "golden.safetensors: hidden (T, H), attentions (L, NH, T, T), pooler (H)",
+    }
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+    write_safetensors(os.path.join(d, "golden.safetensors"),
+                      {"hidden": hid.to(torch.float32),
+                       "attentions": att.to(torch.float32),
+                       "pooler": pooled.to(torch.float32)}, "F32")
+    print("%-24s H=768 T=48 vs torch.nn %.2g, max attn prob %.3f"
+          % (dirname, xc, float(att.max())))
+
+
 def main():
     if not os.path.isdir(OUT_ROOT) or not os.path.isdir("tools"):
         sys.exit("run from the repo root: /usr/bin/python3 tools/gen_golden.py")
@@ -621,6 +708,7 @@ def main():
     # The rounded variants really differ from f32 (so their goldens are not redundant).
     assert any(not torch.equal(w16[k], w32[k]) for k in w32)
     assert any(not torch.equal(wbf[k], w32[k]) for k in w32)
+    write_moderate()
 
 
 if __name__ == "__main__":

@@ -161,7 +161,9 @@ absl::StatusOr<std::vector<float>> ToFloat32(const TensorView& t,
   std::vector<float> out;
   if (t.dtype == "F32") {
     out.resize(t.size / 4);
-    std::memcpy(out.data(), t.data, t.size);
+    // An empty tensor (a 0 in its shape) has no bytes, and out.data() may be
+    // null: memcpy must not see it.
+    if (t.size > 0) std::memcpy(out.data(), t.data, t.size);
   } else if (t.dtype == "F16" || t.dtype == "BF16") {
     out.resize(t.size / 2);
     const bool half = t.dtype == "F16";

@@ -1,5 +1,8 @@
 #include "model/checkpoint/weights.h"
 
+#include <cfloat>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -119,6 +122,25 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
+// A NaN or infinity in the weights (a diverged run, a bad conversion) would
+// turn every answer into NaN; refuse the checkpoint at load instead, naming
+// the tensor and the first bad index. One branch-free pass, then a search.
+absl::Status CheckFinite(const std::vector<float>& values,
+                         const std::string& what) {
+  bool all_finite = true;
+  for (float v : values) all_finite &= std::fabs(v) <= FLT_MAX;
+  if (all_finite) return absl::OkStatus();
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s holds %s at index %d: the checkpoint is corrupt or its training "
+          "diverged",
+          what, std::isnan(values[i]) ? "NaN" : "infinity", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
 class Reader {
  public:
   Reader(const SafetensorsFile& file, const ModelConfig& config)
@@ -155,6 +177,7 @@ class Reader {
         absl::StrFormat("%s: tensor \"%s\"", file_.path(), full);
     ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*t, what));
     file_.Release(*t);
+    RETURN_IF_ERROR(CheckFinite(values, what));
     if (dtype_.empty()) {
       dtype_ = t->dtype;
     } else if (dtype_ != t->dtype) {

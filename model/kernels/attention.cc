@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/status_macros.h"
+
 namespace attnserve {
 
 using dnnl::memory;
@@ -45,17 +47,22 @@ absl::Status Attention::Create(int64_t n, int64_t t, Kernel* k) {
 
 absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
                             float* probs, float* out) {
-  auto& slot = kernels_[{n, t}];
-  if (slot == nullptr) {
-    auto kernel = std::make_unique<Kernel>();
-    absl::Status status = Create(n, t, kernel.get());
-    if (!status.ok()) {
-      kernels_.erase({n, t});
-      return status;
+  auto it = kernels_.find({n, t});
+  if (it == kernels_.end()) {
+    if (kernels_.size() >= kMaxKernels) {
+      auto oldest = kernels_.begin();
+      for (auto c = kernels_.begin(); c != kernels_.end(); ++c) {
+        if (c->second.last_used < oldest->second.last_used) oldest = c;
+      }
+      kernels_.erase(oldest);
     }
-    slot = std::move(kernel);
+    auto kernel = std::make_unique<Kernel>();
+    RETURN_IF_ERROR(Create(n, t, kernel.get()));
+    it = kernels_.emplace(std::make_pair(n, t), Cached{std::move(kernel), 0})
+             .first;
   }
-  Kernel& k = *slot;
+  it->second.last_used = ++clock_;
+  Kernel& k = *it->second.kernel;
   const int64_t hd = int64_t{heads_} * head_size_;
   float* base = const_cast<float*>(qkv);
   return CatchDnnl("attention", [&] {

@@ -38,6 +38,13 @@ constexpr int64_t kPackRows = 256;
 // multiplies; the static zero point makes it symmetric).
 constexpr int32_t kZeroPoint = 128;
 
+// The int8 matmul is written as a batch of one, (1, rows, K) × (1, K, N):
+// in 3-D, oneDNN 2.6's brgemm kernel takes a (1, rows, 1) binary post-op (one
+// scale per row), which the 2-D form sends to the reference kernel.
+dnnl::memory::desc Desc3D(int64_t rows, int64_t cols, dt type = dt::f32) {
+  return dnnl::memory::desc({1, rows, cols}, type, tag::abc);
+}
+
 // max |x[i]|, on the OpenMP threads oneDNN uses (the same libgomp pool).
 float AbsMax(const float* x, int64_t n) {
   float max = 0;
@@ -47,6 +54,33 @@ float AbsMax(const float* x, int64_t n) {
     max = max > a ? max : a;
   }
   return max;
+}
+
+// Per-row (per-token) symmetric quantization of x (m, k) into q (rows, k):
+// row r gets scale[r] = max |x[r, :]| / 127 and q = round(x / scale) + 128.
+// A row's codes depend on that row alone, so a token quantizes the same
+// whatever it is batched with. Rows m..rows-1 (bucket padding) become zeros
+// with scale 1. Rows are split over the OpenMP threads oneDNN uses.
+void QuantizeRows(const float* x, int64_t m, int64_t rows, int64_t k,
+                  uint8_t* q, float* scale) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* out = q + r * k;  // (K)
+    if (r >= m) {
+      std::fill(out, out + k, static_cast<uint8_t>(kZeroPoint));
+      scale[r] = 1.f;
+      continue;
+    }
+    const float* in = x + r * k;  // (K)
+    float max = 0;
+    for (int64_t c = 0; c < k; ++c) max = std::max(max, std::fabs(in[c]));
+    const float s = max > 0 ? max / 127.f : 1.f;
+    scale[r] = s;
+    for (int64_t c = 0; c < k; ++c) {
+      const float v = std::nearbyint(in[c] / s) + kZeroPoint;
+      out[c] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, v)));
+    }
+  }
 }
 
 }  // namespace
@@ -63,10 +97,14 @@ struct LinearKernels::Kernel {
   dnnl::matmul matmul;
   memory::desc weight_desc;        // layout this primitive reads the weights in
   dnnl::reorder to_bf16;           // bf16: f32 → bf16 activations
-  std::vector<uint16_t> src_bf16;  // (rows, K) bf16 scratch
-  std::vector<uint8_t> src_u8;     // (rows, K) int8 scratch
-  dnnl::reorder to_u8;             // int8: f32 → u8 with a per-call scale
 };
+
+// Grows `v` to at least n elements; never shrinks.
+template <typename T>
+T* AtLeast(std::vector<T>* v, int64_t n) {
+  if (static_cast<int64_t>(v->size()) < n) v->resize(n);
+  return v->data();
+}
 
 LinearKernels::LinearKernels(DnnlContext* ctx, int64_t n, int64_t k,
                              LinearSpec spec)
@@ -82,28 +120,41 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
   const bool int8 = p == Precision::kInt8;
   RETURN_IF_ERROR(CatchDnnl("create matmul", [&] {
     dnnl::primitive_attr attr;
-    if (int8) {
-      // dst = scale[n]·(Σ (x_u8 − 128)·w_s8 + bias[n]) with scale[n] =
-      // activation scale · weight scale[n], given per call: the activation
-      // scale is dynamic, and runtime scales keep one primitive for every
-      // layer. oneDNN 2.6 adds the bias before the scale (see Run).
-      attr.set_output_scales(2, {DNNL_RUNTIME_F32_VAL});
-      attr.set_zero_points(DNNL_ARG_SRC, 0, {kZeroPoint});
-    }
     dnnl::post_ops ops;
+    if (int8) {
+      // y = act(acc[r, n] · row_scale[r] · weight_scale[n] + bias[n]) [+ y],
+      // acc = Σ (x_u8 − 128)·w_s8 exact in int32. All three vectors are
+      // binary post-ops given per call, so one primitive serves every layer
+      // of this shape and brgemm (VNNI/AMX) runs it; output scales would
+      // send it to gemm:jit or, with a residual sum, the reference kernel.
+      attr.set_zero_points(DNNL_ARG_SRC, 0, {kZeroPoint});
+      ops.append_binary(dnnl::algorithm::binary_mul,
+                        memory::desc({1, rows, 1}, dt::f32, tag::abc));
+      ops.append_binary(dnnl::algorithm::binary_mul,
+                        memory::desc({1, 1, n_}, dt::f32, tag::abc));
+      ops.append_binary(dnnl::algorithm::binary_add,
+                        memory::desc({1, 1, n_}, dt::f32, tag::abc));
+    }
     if (spec_.gelu) {
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
     }
     if (spec_.residual) ops.append_sum(1.f);
     attr.set_post_ops(ops);
-    const memory::desc src = Desc2D(rows, k_, SourceType(p));
-    const memory::desc dst = Desc2D(rows, n_);
-    const memory::desc bias({1, n_}, dt::f32, tag::ab);
     auto make = [&](const memory::desc& wei) {
+      if (int8) {
+        return dnnl::matmul::primitive_desc(
+            dnnl::matmul::desc(Desc3D(rows, k_, dt::u8), wei, Desc3D(rows, n_)),
+            attr, ctx_->engine);
+      }
+      const memory::desc bias({1, n_}, dt::f32, tag::ab);
       return dnnl::matmul::primitive_desc(
-          dnnl::matmul::desc(src, wei, bias, dst), attr, ctx_->engine);
+          dnnl::matmul::desc(Desc2D(rows, k_, SourceType(p)), wei, bias,
+                             Desc2D(rows, n_)),
+          attr, ctx_->engine);
     };
-    const memory::desc any({k_, n_}, WeightType(p), tag::any);
+    const memory::desc any =
+        int8 ? memory::desc({1, k_, n_}, dt::s8, tag::any)
+             : memory::desc({k_, n_}, WeightType(p), tag::any);
     dnnl::matmul::primitive_desc pd;
     if (packed_.is_zero()) {
       pd = make(any);
@@ -119,17 +170,9 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
     kernel->matmul = dnnl::matmul(pd);
     kernel->weight_desc = pd.weights_desc();
     if (p == Precision::kBFloat16) {
-      kernel->src_bf16.resize(rows * k_);
       kernel->to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
-          ctx_->engine, Desc2D(rows, k_), ctx_->engine, src));
-    }
-    if (int8) {
-      kernel->src_u8.resize(rows * k_);
-      dnnl::primitive_attr quantize;
-      quantize.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
-      quantize.set_zero_points(DNNL_ARG_DST, 0, {kZeroPoint});
-      kernel->to_u8 = dnnl::reorder(dnnl::reorder::primitive_desc(
-          ctx_->engine, Desc2D(rows, k_), ctx_->engine, src, quantize));
+          ctx_->engine, Desc2D(rows, k_), ctx_->engine,
+          Desc2D(rows, k_, dt::bf16)));
     }
   }));
   Kernel* raw = kernel.get();
@@ -166,8 +209,6 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
     // largest magnitude maps to 127.
     quantized.resize(n * k);
     linear->scales_.resize(n);
-    linear->call_scales_.resize(n);
-    linear->call_bias_.resize(n);
     for (int64_t r = 0; r < n; ++r) {
       const float max = AbsMax(&weight[r * k], k);
       const float scale = max > 0 ? max / 127.f : 1.f;
@@ -182,11 +223,13 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
   RETURN_IF_ERROR(CatchDnnl("pack weights", [&] {
     linear->bias_mem_ = memory(memory::desc({1, n}, dt::f32, tag::ab),
                                ctx->engine, linear->bias_.data());
-    // PyTorch's (N, K) row-major is the "ba" layout of the (K, N) operand.
-    memory plain(memory::desc({k, n}, int8 ? dt::s8 : dt::f32, tag::ba),
-                 ctx->engine,
-                 int8 ? static_cast<void*>(quantized.data())
-                      : const_cast<float*>(weight.data()));
+    // PyTorch's (N, K) row-major is the "ba" layout of the (K, N) operand
+    // (int8: of the (1, K, N) operand, strides {K·N, 1, K}).
+    memory plain =
+        int8 ? memory(memory::desc({1, k, n}, dt::s8, memory::dims{k * n, 1, k}),
+                      ctx->engine, quantized.data())
+             : memory(memory::desc({k, n}, dt::f32, tag::ba), ctx->engine,
+                      const_cast<float*>(weight.data()));
     memory packed(first->weight_desc, ctx->engine);
     dnnl::reorder(plain, packed).execute(ctx->stream, plain, packed);
     ctx->stream.wait();
@@ -225,9 +268,9 @@ absl::Status Linear::Run(int64_t m, const float* x, float* y) {
   return CatchDnnl("matmul", [&] {
     memory src(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
     memory dst(Desc2D(rows, n), ctx->engine, y);
-    if (!kernel->src_bf16.empty()) {
+    if (kernels_->spec().precision == Precision::kBFloat16) {
       memory bf16(Desc2D(rows, k, dt::bf16), ctx->engine,
-                  kernel->src_bf16.data());
+                  AtLeast(&kernels_->scratch().bf16, rows * k));
       kernel->to_bf16.execute(ctx->stream, src, bf16);
       src = bf16;
     }
@@ -244,36 +287,30 @@ absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
   DnnlContext* ctx = kernels_->ctx();
   const int64_t k = kernels_->k(), n = kernels_->n();
   const int64_t rows = RowBucket(m);
-  // Dynamic per-tensor activation scale over the m real rows: the largest |x|
-  // maps to 127 (rows past m are scratch and may hold anything finite).
-  const float max = AbsMax(x, m * k);
-  const float scale = max > 0 ? max / 127.f : 1.f;
-  // (N) this call's output scales, and the bias divided by them because
-  // oneDNN 2.6 computes dst = scale[n]·(acc + bias[n]).
-  for (int64_t c = 0; c < n; ++c) {
-    call_scales_[c] = scale * scales_[c];
-    call_bias_[c] = bias_[c] / call_scales_[c];
-  }
-  float inv = 1.f / scale;
+  // One scale per token (row): its largest |x| maps to 127. A per-call scale
+  // over the whole batch would make each sequence's result depend on what it
+  // was batched with; per row, the server's answers do not depend on load.
+  LinearKernels::Scratch& scratch = kernels_->scratch();
+  uint8_t* quantized = AtLeast(&scratch.u8, rows * k);
+  float* scales = AtLeast(&scratch.row_scales, rows);
+  QuantizeRows(x, m, rows, k, quantized, scales);
   return CatchDnnl("int8 matmul", [&] {
-    memory src_f32(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
-    memory src(Desc2D(rows, k, dt::u8), ctx->engine, kernel->src_u8.data());
-    memory dst(Desc2D(rows, n), ctx->engine, y);
-    memory inv_mem(memory::desc({1}, dt::f32, tag::a), ctx->engine, &inv);
-    memory scales(memory::desc({n}, dt::f32, tag::a), ctx->engine,
-                  call_scales_.data());
-    memory bias(memory::desc({1, n}, dt::f32, tag::ab), ctx->engine,
-                call_bias_.data());
-    kernel->to_u8.execute(ctx->stream,
-                          {{DNNL_ARG_FROM, src_f32},
-                           {DNNL_ARG_TO, src},
-                           {DNNL_ARG_ATTR_OUTPUT_SCALES, inv_mem}});
-    kernel->matmul.execute(ctx->stream,
-                           {{DNNL_ARG_SRC, src},
-                            {DNNL_ARG_WEIGHTS, weights},
-                            {DNNL_ARG_BIAS, bias},
-                            {DNNL_ARG_DST, dst},
-                            {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}});
+    memory src(Desc3D(rows, k, dt::u8), ctx->engine, quantized);
+    memory dst(Desc3D(rows, n), ctx->engine, y);
+    memory row_scales(memory::desc({1, rows, 1}, dt::f32, tag::abc),
+                      ctx->engine, scales);
+    memory weight_scales(memory::desc({1, 1, n}, dt::f32, tag::abc),
+                         ctx->engine, scales_.data());
+    memory bias(memory::desc({1, 1, n}, dt::f32, tag::abc), ctx->engine,
+                bias_.data());
+    kernel->matmul.execute(
+        ctx->stream,
+        {{DNNL_ARG_SRC, src},
+         {DNNL_ARG_WEIGHTS, weights},
+         {DNNL_ARG_DST, dst},
+         {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, row_scales},
+         {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, weight_scales},
+         {DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1, bias}});
   });
 }
 

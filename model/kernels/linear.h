@@ -1,7 +1,9 @@
 // A fully connected layer on oneDNN: y (M, N) = [y +] act(x (M, K) · Wᵀ + b).
 //
 // Weights are packed once, at construction, into the blocked layout oneDNN
-// prefers (f32, bf16, or s8 with per-output-channel scales). Primitives do not
+// prefers (f32, bf16, or s8 with per-output-channel scales). int8 activations
+// are quantized per row (token) at each call, so a token's result does not
+// depend on the rows it is batched with. Primitives do not
 // depend on the weight values, so every layer of one shape shares one
 // LinearKernels: a primitive per row-count bucket, created once and reused.
 // Not thread-safe: owned by the inference thread.
@@ -45,12 +47,24 @@ class LinearKernels {
   int64_t k() const { return k_; }
   const LinearSpec& spec() const { return spec_; }
 
+  // Activation scratch shared by every kernel (row count) of this shape,
+  // sized for the largest row count run so far: one buffer per shape, not
+  // one per row bucket, so memory stays at max rows × K however many buckets
+  // a long-running server has used. Kernels run one at a time (one thread).
+  struct Scratch {
+    std::vector<uint16_t> bf16;     // (rows, K) bf16 activations
+    std::vector<uint8_t> u8;        // (rows, K) int8 quantized activations
+    std::vector<float> row_scales;  // (rows) int8 per-row scales
+  };
+  Scratch& scratch() { return scratch_; }
+
  private:
   DnnlContext* ctx_;
   int64_t n_, k_;
   LinearSpec spec_;
   dnnl::memory::desc packed_;  // the preferred weight layout, once known
   std::map<int64_t, std::unique_ptr<Kernel>> kernels_;  // by rows
+  Scratch scratch_;
 };
 
 class Linear {
@@ -81,10 +95,8 @@ class Linear {
   std::shared_ptr<LinearKernels> kernels_;
   std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
   std::vector<float> scales_;  // (N) int8: W[n, :] ≈ scales_[n] · W_s8[n, :]
-  std::vector<float> call_scales_;  // (N) int8: activation scale · scales_
-  std::vector<float> call_bias_;    // (N) int8: bias_ / call_scales_
-  std::vector<float> bias_;         // (N)
-  dnnl::memory bias_mem_;           // (1, N) f32 over bias_
+  std::vector<float> bias_;    // (N)
+  dnnl::memory bias_mem_;      // (1, N) f32 over bias_
 };
 
 }  // namespace attnserve

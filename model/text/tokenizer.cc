@@ -429,10 +429,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
   std::error_code error;
   bool lowercase = true;
   std::vector<std::string> vocab;
+  std::string source;  // the vocab's file, for errors
   if (fs::exists(vocab_txt, error)) {
+    source = vocab_txt.string();
     ASSIGN_OR_RETURN(const std::string text, ReadFile(vocab_txt.string()));
     vocab = SplitVocabLines(text);
   } else if (fs::exists(tokenizer_json, error)) {
+    source = tokenizer_json.string();
     ASSIGN_OR_RETURN(const nlohmann::json json, ReadJson(tokenizer_json));
     ASSIGN_OR_RETURN(vocab, VocabFromTokenizerJson(
                                 json, tokenizer_json.string(), &lowercase));
@@ -447,7 +450,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
     RETURN_IF_ERROR(ExpectSetting(config, "strip_accents", lowercase,
                                   config_json.string()));
   }
-  return FromVocab(std::move(vocab), lowercase);
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      FromVocab(std::move(vocab), lowercase);
+  if (!tokenizer.ok()) {
+    return absl::Status(tokenizer.status().code(),
+                        absl::StrCat(source, ": ", tokenizer.status().message()));
+  }
+  return tokenizer;
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(

@@ -1,0 +1,91 @@
+// The batching contract in every precision: a sequence's outputs are the
+// same bits whether it runs alone or packed with other sequences (of other
+// lengths, or equal ones that share its attention group), in any order. The
+// server batches whatever is queued, so without this the same text would get
+// different answers under different load.
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "model/demo/demo_model.h"
+#include "model/encoder/encoder.h"
+#include "tests/golden.h"
+
+namespace attnserve {
+namespace {
+
+using ::attnserve::testing::SameBits;
+
+class DeterminismTest : public ::testing::TestWithParam<Precision> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(::testing::TempDir() + "/determinism_model");
+    ASSERT_TRUE(WriteDemoModel(*dir_).ok());  // hidden 128, 4 layers, 8 heads
+  }
+  static std::string* dir_;
+};
+std::string* DeterminismTest::dir_ = nullptr;
+
+SequenceTask RandomTask(std::mt19937& rng, int length, bool loud) {
+  SequenceTask task;
+  task.token_ids.push_back(2);
+  for (int i = 1; i < length - 1; ++i) {
+    // A "loud" sequence repeats one token: its activations differ in scale
+    // from the others', which is what a per-batch quantization scale feels.
+    task.token_ids.push_back(loud ? 7 : 5 + rng() % 150);
+  }
+  task.token_ids.push_back(3);
+  task.want_hidden = true;
+  task.attention_layers = {0, 3};
+  task.pooling = PoolingMode::kMean;
+  return task;
+}
+
+TEST_P(DeterminismTest, AloneAndBatchedGiveTheSameBits) {
+  auto encoder = Encoder::Load(*dir_, EncoderOptions{GetParam()});
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  std::mt19937 rng(5);
+  std::vector<SequenceTask> pool;
+  for (int length : {1, 2, 5, 5, 17, 33, 64, 128}) {
+    pool.push_back(RandomTask(rng, std::max(length, 2), false));
+  }
+  pool.push_back(RandomTask(rng, 40, /*loud=*/true));
+  std::vector<SequenceOutput> alone;
+  for (const SequenceTask& task : pool) {
+    auto out = (*encoder)->Forward({&task, 1});
+    ASSERT_TRUE(out.ok()) << out.status();
+    alone.push_back((*out)[0]);
+  }
+  for (int trial = 0; trial < 8; ++trial) {
+    std::vector<size_t> pick;
+    std::vector<SequenceTask> batch;
+    const int n = 2 + rng() % 10;
+    for (int k = 0; k < n; ++k) {
+      pick.push_back(rng() % pool.size());
+      batch.push_back(pool[pick.back()]);
+    }
+    auto out = (*encoder)->Forward(batch);
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (size_t k = 0; k < batch.size(); ++k) {
+      SCOPED_TRACE(::testing::Message() << "trial " << trial << ", sequence "
+                                        << pick[k] << " (length "
+                                        << pool[pick[k]].token_ids.size()
+                                        << ") in a batch of " << n);
+      EXPECT_TRUE(SameBits((*out)[k].hidden, alone[pick[k]].hidden));
+      EXPECT_TRUE(SameBits((*out)[k].attention, alone[pick[k]].attention));
+      EXPECT_TRUE(SameBits((*out)[k].embedding, alone[pick[k]].embedding));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, DeterminismTest,
+                         ::testing::Values(Precision::kFloat32,
+                                           Precision::kBFloat16,
+                                           Precision::kInt8),
+                         [](const ::testing::TestParamInfo<Precision>& info) {
+                           return std::string(PrecisionName(info.param));
+                         });
+
+}  // namespace
+}  // namespace attnserve
