@@ -276,7 +276,7 @@ void MakeVocab(const std::vector<Word>& words, std::vector<std::string>* vocab,
   const std::vector<std::string> symbols = {
       "‘", "’", "“", "”", "–", "—", "…", "•", "«", "»", "€", "£", "¥",
       "°", "©", "®", "™", "§", "¶", "†", "×", "÷", "·", "¡", "¿", "′",
-      "″", "ß", "æ", "ø", "œ", "ð", "þ", "ł"};
+      "″", "±", "ß", "æ", "ø", "œ", "ð", "þ", "ł"};
   for (const std::string& s : symbols) add(s);
   for (char ch = '0'; ch <= '9'; ++ch) add(std::string(1, ch));
   for (char ch = 'a'; ch <= 'z'; ++ch) add(std::string(1, ch));
