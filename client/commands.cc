@@ -190,6 +190,16 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
       i.max_position_embeddings(), i.weight_dtype(), i.precision(),
       i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
       v1::Pooling_Name(i.default_pooling()));
+  if (i.pruned_heads_size() > 0) {
+    std::vector<std::string> pruned;
+    for (const v1::HeadRef& ref : i.pruned_heads()) {
+      pruned.push_back(absl::StrCat(ref.layer(), ":", ref.head()));
+    }
+    absl::StrAppend(out, "heads per layer          ",
+                    absl::StrJoin(i.heads_per_layer(), " "), "\n",
+                    "pruned heads             ", absl::StrJoin(pruned, ","),
+                    "\n");
+  }
   return absl::OkStatus();
 }
 
