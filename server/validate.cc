@@ -173,7 +173,7 @@ absl::Status CheckNotPruned(const ModelInfo& info, int layer, int head,
   if (!info.IsPruned(layer, head)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       what, ": layer ", layer, " head ", head, " was pruned at load (model \"",
-      info.name, "\" keeps ", info.heads_per_layer[layer], " of ",
+      info.name, "\" keeps ", info.HeadsIn(layer), " of ",
       info.config.num_heads, " heads in layer ", layer,
       "; see ModelInfo.pruned_heads)"));
 }

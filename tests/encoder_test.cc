@@ -188,7 +188,9 @@ TEST(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
     tasks.push_back(task);
   }
   auto run = [&](Precision p) {
-    auto encoder = Encoder::Load(dir, EncoderOptions{p});
+    EncoderOptions options;
+    options.precision = p;
+    auto encoder = Encoder::Load(dir, options);
     EXPECT_TRUE(encoder.ok()) << encoder.status();
     auto out = (*encoder)->Forward(tasks);
     EXPECT_TRUE(out.ok()) << out.status();

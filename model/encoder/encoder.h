@@ -48,10 +48,15 @@ struct ModelInfo {
   Precision precision = Precision::kFloat32;
   // After EncoderOptions::prune_heads. Head indices everywhere (maps,
   // head_mask, RankHeads) keep the checkpoint's numbering.
+  // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
   std::vector<int> heads_per_layer;  // (L) heads each layer still has
   std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
   bool IsPruned(int layer, int head) const {
-    return pruned[size_t(layer) * config.num_heads + head] != 0;
+    return !pruned.empty() &&
+           pruned[size_t(layer) * config.num_heads + head] != 0;
+  }
+  int HeadsIn(int layer) const {
+    return heads_per_layer.empty() ? config.num_heads : heads_per_layer[layer];
   }
   int pruned_count() const;
 };

@@ -110,7 +110,7 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
   job.hidden_ = c.hidden_size;
   job.runs_ = runs;
   for (int64_t k = 0; k < n_layers * n_heads; ++k) {
-    if (!info.pruned[k]) job.kept_.push_back(k);
+    if (!info.IsPruned(k / n_heads, k % n_heads)) job.kept_.push_back(k);
   }
   job.n_tasks_ = int64_t(sequences.size()) * runs;
   job.ablation_tokens_ = work;
