@@ -26,4 +26,5 @@ set -x
 TEXT="The animal didn't cross the street because it was too tired"
 "$BIN/attnctl" encode --target="127.0.0.1:$PORT" "$TEXT" --attention --layers 2 --query it
 "$BIN/attnctl" heads --target="127.0.0.1:$PORT" "$TEXT" --top 5
-"$BIN/attnctl" attention --target="127.0.0.1:$PORT" "$TEXT" --html attention.html
+"$BIN/attnctl" prune-curve --target="127.0.0.1:$PORT" "$TEXT"
+"$BIN/attnctl" attention --target="127.0.0.1:$PORT" "$TEXT" --html attention.html --rank
