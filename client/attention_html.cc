@@ -213,8 +213,8 @@ absl::StatusOr<std::string> RenderAttentionHtml(const AttentionPage& page) {
       "</div>\n<div class=\"panel\" id=\"rollout\" style=\"display:none\">"
       "<h2>Attention rollout</h2><div class=\"hint\">Every layer: ½·mean over "
       "heads + ½·I, rows renormalized, multiplied from the first layer up "
-      "(Abnar &amp; Zuidema 2020).</div></div>\n", InsightPanels(page),
-      "</section>\n",
+      "(Abnar &amp; Zuidema 2020).</div></div>\n",
+      InsightPanels(page), "</section>\n",
       "<section id=\"grid\"><div class=\"hint\" style=\"margin-bottom:8px\">"
       "Each map: rows = query token, columns = key token; color scaled to "
       "the map's maximum. Bars: mean weight on [CLS], [SEP], itself, the "

@@ -156,8 +156,8 @@ absl::StatusOr<v1::Pooling> ParsePooling(absl::string_view name) {
       absl::StrCat("--pooling=", name, ": use cls, mean, pooler or none"));
 }
 
-constexpr const char* kCommands[] = {"info",      "tokenize",   "encode",
-                                     "similarity", "heads",     "attention",
+constexpr const char* kCommands[] = {"info",       "tokenize", "encode",
+                                     "similarity", "heads",    "attention",
                                      "prune-curve"};
 
 // Checks that the flags make sense for the command.
@@ -215,8 +215,7 @@ absl::Status Check(const Flags& f) {
   if (f.rank && f.html.empty()) {
     return Usage("--rank draws the pruning curve on the --html page");
   }
-  if ((c == "encode" || c == "heads" || c == "prune-curve") &&
-      sequences == 0) {
+  if ((c == "encode" || c == "heads" || c == "prune-curve") && sequences == 0) {
     return Usage(absl::StrCat(c, " needs a TEXT or --ids"));
   }
   if (c == "similarity" && sequences < 2) {

@@ -1,12 +1,12 @@
 #include "client/commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <algorithm>
 #include <set>
 #include <utility>
 #include <vector>
@@ -482,14 +482,15 @@ absl::Status Heads(const Flags& f, v1::Encoder::StubInterface& stub,
   return absl::OkStatus();
 }
 
-// ---- prune-curve -------------------------------------------------------------
+// ---- prune-curve
+// -------------------------------------------------------------
 
 // RankHeads on the texts and, when `with_curve`, the pruning curve: the k
 // least important heads masked for k = 0, step, …, all, one batched Encode
 // per step. Shared by prune-curve and attention (--rank).
 struct CurveResult {
   std::string model;
-  int layers = 0, heads = 0;  // the model's, before pruning
+  int layers = 0, heads = 0;      // the model's, before pruning
   std::vector<HeadScore> scores;  // as RankHeads ranked them
   std::vector<CurvePoint> curve;
   int step = 1;
@@ -598,8 +599,8 @@ absl::Status PruneCurve(const Flags& f, v1::Encoder::StubInterface& stub,
     for (const CurvePoint& p : r->curve) {
       points.push_back(absl::StrCat(
           "{\"masked\": ", p.masked, ", \"kept\": ", JsonNumber(p.kept),
-          ", \"cosine\": ", JsonNumber(p.cosine), ", \"min_cosine\": ",
-          JsonNumber(p.min_cosine), "}"));
+          ", \"cosine\": ", JsonNumber(p.cosine),
+          ", \"min_cosine\": ", JsonNumber(p.min_cosine), "}"));
     }
     absl::StrAppend(out, "{\"model\": ", JsonString(r->model),
                     ", \"pooling\": ", JsonString(pooling), ", \"curve\": [",

@@ -45,8 +45,8 @@ std::string FormatPruneCurve(const std::vector<CurvePoint>& curve,
   }
   out += "masked in this order (least important first):";
   for (size_t i = 0; i < order.size(); ++i) {
-    absl::StrAppend(&out, i % 12 == 0 ? "\n  " : " ", "L", order[i].layer,
-                    "H", order[i].head);
+    absl::StrAppend(&out, i % 12 == 0 ? "\n  " : " ", "L", order[i].layer, "H",
+                    order[i].head);
   }
   out += "\n";
   return out;
@@ -91,12 +91,14 @@ std::string PruneCurveSvg(const std::vector<CurvePoint>& curve, int heads) {
   std::string points;
   for (const CurvePoint& p : curve) {
     absl::StrAppendFormat(&points, "%s%.1f,%.1f", points.empty() ? "" : " ",
-                          x(p.masked), y(std::isfinite(p.cosine) ? p.cosine : low));
+                          x(p.masked),
+                          y(std::isfinite(p.cosine) ? p.cosine : low));
   }
-  absl::StrAppendFormat(&svg,
-                        "<polyline data-points=\"%d\" points=\"%s\" "
-                        "fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\"/>\n",
-                        curve.size(), points);
+  absl::StrAppendFormat(
+      &svg,
+      "<polyline data-points=\"%d\" points=\"%s\" "
+      "fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\"/>\n",
+      curve.size(), points);
   for (const CurvePoint& p : curve) {
     absl::StrAppendFormat(
         &svg,
@@ -192,8 +194,8 @@ absl::StatusOr<std::string> RenderPruneCurveHtml(
       "<title>attnserve · pruning curve · ",
       Escape(title), "</title>\n<script>\n", AttentionErrorsScript(),
       "</script>\n<style>\n", AttentionStyle(),
-      "</style>\n</head>\n<body data-errors=\"\">\n<header><h1>",
-      Escape(title), "</h1><div class=\"sub\">", Escape(subtitle),
+      "</style>\n</head>\n<body data-errors=\"\">\n<header><h1>", Escape(title),
+      "</h1><div class=\"sub\">", Escape(subtitle),
       "</div></header>\n<main class=\"insight\">\n<section class=\"panel\" "
       "id=\"curve\"><h2>Pruning curve</h2><div class=\"hint\">The k least "
       "important heads (by RankHeads) masked at once, k = 0 … all: how close "

@@ -17,9 +17,9 @@ namespace attnserve::client {
 
 // One step of the curve.
 struct CurvePoint {
-  int masked = 0;       // k: heads masked
-  double kept = 1;      // fraction of the model's heads still on
-  double cosine = 1;    // mean over the texts of cos(pooled, pooled at k = 0)
+  int masked = 0;         // k: heads masked
+  double kept = 1;        // fraction of the model's heads still on
+  double cosine = 1;      // mean over the texts of cos(pooled, pooled at k = 0)
   double min_cosine = 1;  // the lowest text's
 };
 
@@ -36,8 +36,7 @@ std::vector<int> CurveSteps(int heads, int step);
 // The table attnctl prints: k, fraction kept, cosine (and the lowest text's
 // when there are several), then the heads in the order they were masked.
 std::string FormatPruneCurve(const std::vector<CurvePoint>& curve,
-                             const std::vector<HeadScore>& order,
-                             int texts);
+                             const std::vector<HeadScore>& order, int texts);
 
 // <svg class="curve"> of the curve: x = heads masked (0 … all), y = cosine
 // (from min(0, lowest) to 1), one <polyline data-points="N"> and a <circle>

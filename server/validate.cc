@@ -171,11 +171,11 @@ absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
 absl::Status CheckNotPruned(const ModelInfo& info, int layer, int head,
                             absl::string_view what) {
   if (!info.IsPruned(layer, head)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      what, ": layer ", layer, " head ", head, " was pruned at load (model \"",
-      info.name, "\" keeps ", info.HeadsIn(layer), " of ",
-      info.config.num_heads, " heads in layer ", layer,
-      "; see ModelInfo.pruned_heads)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": layer ", layer, " head ", head,
+                   " was pruned at load (model \"", info.name, "\" keeps ",
+                   info.HeadsIn(layer), " of ", info.config.num_heads,
+                   " heads in layer ", layer, "; see ModelInfo.pruned_heads)"));
 }
 
 absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(

@@ -3,6 +3,8 @@
 // must put at least 0.8 of its mean weight on its target (docs/demo-model.md
 // defines the targets), on the README sentence and on sentences made up here;
 // RankHeads must find the pronoun head more important than the broad head.
+#include "model/demo/constructed_model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "model/demo/constructed_model.h"
 #include "model/demo/demo_model.h"
 #include "model/text/tokenizer.h"
 #include "tests/server_testing.h"
@@ -218,7 +219,7 @@ TEST_P(ConstructedModelTest, RankHeadsPutsThePronounHeadAboveTheBroadHead) {
   v1::RankHeadsResponse response;
   grpc::Status status = CallRankHeads(*stub_, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  auto rank = [&](const int (&lh)[2]) {
+  auto rank = [&](const int(&lh)[2]) {
     for (int k = 0; k < response.heads_size(); ++k) {
       if (response.heads(k).layer() == lh[0] &&
           response.heads(k).head() == lh[1]) {

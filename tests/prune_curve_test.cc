@@ -5,6 +5,8 @@
 // the curve starts flat, and masking every head moves the output. The pages
 // are opened in headless Chromium (tests/chromium.h; ATTNSERVE_SKIP_BROWSER=1
 // skips that part) and what they draw is counted in the DOM.
+#include "client/prune_curve.h"
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -13,7 +15,6 @@
 
 #include "client/cli.h"
 #include "client/commands.h"
-#include "client/prune_curve.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/demo/demo_model.h"
@@ -78,8 +79,8 @@ class PruneCurveCommandTest : public ::testing::Test {
     DemoModelOptions options;
     options.kind = DemoModelKind::kConstructed;
     ASSERT_TRUE(WriteDemoModel(*dir_, options).ok());
-    server_ = attnserve::testing::StartServer(
-                  attnserve::testing::TestOptions(), *dir_)
+    server_ = attnserve::testing::StartServer(attnserve::testing::TestOptions(),
+                                              *dir_)
                   .release();
   }
   static void TearDownTestSuite() {
@@ -105,9 +106,9 @@ class PruneCurveCommandTest : public ::testing::Test {
 };
 
 TEST_F(PruneCurveCommandTest, PrintsTheCurveOfTheDemoModel) {
-  const std::string out =
-      RunOk({"prune-curve", kReadme, "The woman read the book because she was "
-                                     "happy"});
+  const std::string out = RunOk({"prune-curve", kReadme,
+                                 "The woman read the book because she was "
+                                 "happy"});
   EXPECT_THAT(out, HasSubstr("12 heads ranked, pooling mean, 2 texts, step 1"));
   // k = 0 is the reference; the first two masked are the [CLS] and [SEP]
   // heads, which write nothing; masking all twelve moves the output.
@@ -143,8 +144,9 @@ TEST_F(PruneCurveCommandTest, HtmlPageDrawsTheCurveAndTheGrid) {
   EXPECT_EQ(Count(dom->text, "<circle "), 13);
   EXPECT_EQ(Count(dom->text, "<rect [^>]*data-importance="), 12);
   // The [CLS] head (layer 1 head 0) is white: importance 0.
-  EXPECT_EQ(Count(dom->text, "fill=\"rgb\\(255,255,255\\)\" stroke=\"#ccc\" "
-                             "data-layer=\"1\" data-head=\"0\""),
+  EXPECT_EQ(Count(dom->text,
+                  "fill=\"rgb\\(255,255,255\\)\" stroke=\"#ccc\" "
+                  "data-layer=\"1\" data-head=\"0\""),
             1);
 }
 

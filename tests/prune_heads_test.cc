@@ -204,8 +204,8 @@ class PrunedServerTest : public ::testing::Test {
     auto encoder = Encoder::Load(kModelDir, options);  // tiny_bert, 2 × 4
     ASSERT_TRUE(encoder.ok()) << encoder.status();
     auto tokenizer = LoadTokenizerFor(kModelDir, (*encoder)->info());
-    auto server = Server::Start(TestOptions(), *std::move(encoder),
-                                std::move(tokenizer));
+    auto server =
+        Server::Start(TestOptions(), *std::move(encoder), std::move(tokenizer));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
   }
@@ -264,7 +264,8 @@ TEST_F(PrunedServerTest, AllHeadsGivesZeroMapsForPrunedHeads) {
   const std::vector<float> maps = DecodeFloat32(a);
   auto row_sum = [&](int layer, int head) {
     double sum = 0;
-    for (int64_t j = 0; j < t; ++j) sum += maps[((layer * 4 + head) * t) * t + j];
+    for (int64_t j = 0; j < t; ++j)
+      sum += maps[((layer * 4 + head) * t) * t + j];
     return sum;
   };
   EXPECT_NEAR(row_sum(0, 0), 1.0, 1e-5);

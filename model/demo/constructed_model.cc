@@ -40,11 +40,20 @@ constexpr int kMaxPositions = 64;
 constexpr int kIntermediate = 64;  // the FFN is zero; its width is moot
 
 // ---- Where each feature lives in f -----------------------------------------
-constexpr int kPos = 0;   // [0, 64) one-hot position
-constexpr int kOne = 64;  // a constant: a "bias" that LayerNorm scales too
+constexpr int kPos = 0;    // [0, 64) one-hot position
+constexpr int kOne = 64;   // a constant: a "bias" that LayerNorm scales too
 constexpr int kTags = 65;  // [65, 73) one dim per tag below
-enum Tag { kCls, kSep, kNoun, kAnimate, kPronoun, kAnaphor, kVerb, kDet,
-           kNumTags };
+enum Tag {
+  kCls,
+  kSep,
+  kNoun,
+  kAnimate,
+  kPronoun,
+  kAnaphor,
+  kVerb,
+  kDet,
+  kNumTags
+};
 constexpr int kId = 80, kIdDims = 48;  // [80, 128) identity code of the token
 constexpr int kFiller = 128;  // tops each word embedding up to one norm
 constexpr int kScratch = 129, kScratchDims = kFeatures - kScratch;  // 127
@@ -81,14 +90,17 @@ Functional TagF(Tag t) { return {{kTags + t, 1.f}}; }
 class HeadBuilder {
  public:
   HeadBuilder()
-      : q_(kHeadSize * kFeatures), k_(kHeadSize * kFeatures),
-        v_(kHeadSize * kFeatures), o_(kFeatures * kHeadSize) {}
+      : q_(kHeadSize * kFeatures),
+        k_(kHeadSize * kFeatures),
+        v_(kHeadSize * kFeatures),
+        o_(kFeatures * kHeadSize) {}
 
   // logit(i, j) += gain · u(f_i) · w(f_j), in one head dim.
   void AddProduct(float gain, const Functional& u, const Functional& w) {
     const int d = TakeDims(1);
     if (d < 0) return;
-    for (const Term& t : u) Q(d, t.feature) += Scale() * gain * t.coef / Amplitude(t.feature);
+    for (const Term& t : u)
+      Q(d, t.feature) += Scale() * gain * t.coef / Amplitude(t.feature);
     for (const Term& t : w) K(d, t.feature) += t.coef / Amplitude(t.feature);
   }
 
@@ -223,11 +235,17 @@ struct Word {
 };
 
 absl::StatusOr<std::vector<Word>> ParseWords(absl::string_view text) {
-  static const auto* names = new absl::flat_hash_map<std::string, int>{
-      {"noun", kNoun}, {"animate", kAnimate}, {"pronoun", kPronoun},
-      {"anaphor", kAnaphor}, {"verb", kVerb}, {"det", kDet},
-      // read but not used by any head
-      {"adj", -1}, {"adv", -1}, {"function", -1}};
+  static const auto* names =
+      new absl::flat_hash_map<std::string, int>{{"noun", kNoun},
+                                                {"animate", kAnimate},
+                                                {"pronoun", kPronoun},
+                                                {"anaphor", kAnaphor},
+                                                {"verb", kVerb},
+                                                {"det", kDet},
+                                                // read but not used by any head
+                                                {"adj", -1},
+                                                {"adv", -1},
+                                                {"function", -1}};
   std::vector<Word> words;
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -274,9 +292,9 @@ void MakeVocab(const std::vector<Word>& words, std::vector<std::string>* vocab,
   // Non-ASCII punctuation and symbols of everyday English text (accents are
   // stripped by the lower-casing tokenizer, so é needs no entry).
   const std::vector<std::string> symbols = {
-      "‘", "’", "“", "”", "–", "—", "…", "•", "«", "»", "€", "£", "¥",
-      "°", "©", "®", "™", "§", "¶", "†", "×", "÷", "·", "¡", "¿", "′",
-      "″", "±", "ß", "æ", "ø", "œ", "ð", "þ", "ł"};
+      "‘", "’", "“", "”", "–", "—", "…", "•", "«", "»", "€", "£",
+      "¥", "°", "©", "®", "™", "§", "¶", "†", "×", "÷", "·", "¡",
+      "¿", "′", "″", "±", "ß", "æ", "ø", "œ", "ð", "þ", "ł"};
   for (const std::string& s : symbols) add(s);
   for (char ch = '0'; ch <= '9'; ++ch) add(std::string(1, ch));
   for (char ch = 'a'; ch <= 'z'; ++ch) add(std::string(1, ch));
@@ -284,11 +302,12 @@ void MakeVocab(const std::vector<Word>& words, std::vector<std::string>* vocab,
   for (char ch = 'a'; ch <= 'z'; ++ch) add(std::string("##") + ch);
   for (const std::string& s : symbols) add("##" + s);
   for (const char* s :
-       {"##s", "##es", "##ed", "##ing", "##ly", "##er", "##ers", "##est",
-        "##ness", "##ment", "##ments", "##tion", "##tions", "##ion", "##ions",
-        "##able", "##ible", "##ful", "##less", "##ity", "##al", "##ic",
-        "##ical", "##ize", "##ized", "##ise", "##ous", "##y", "##en", "##ism",
-        "##ist", "##ists", "##ship", "##hood", "##ward", "##like"}) {
+       {"##s",     "##es",   "##ed",   "##ing",  "##ly",    "##er",
+        "##ers",   "##est",  "##ness", "##ment", "##ments", "##tion",
+        "##tions", "##ion",  "##ions", "##able", "##ible",  "##ful",
+        "##less",  "##ity",  "##al",   "##ic",   "##ical",  "##ize",
+        "##ized",  "##ise",  "##ous",  "##y",    "##en",    "##ism",
+        "##ist",   "##ists", "##ship", "##hood", "##ward",  "##like"}) {
     add(s);
   }
   for (const Word& w : words) {
@@ -410,7 +429,7 @@ absl::StatusOr<ConstructedModel> BuildConstructedModel() {
     cls.CopyIdentity(1.f, &out_rng);  // [CLS]'s value is 0: a no-op
     HeadBuilder& sep = heads[1][1];
     sep.AddProduct(kGap, one, TagF(kSep));
-    sep.CopyIdentity(1.f, &out_rng);  // likewise
+    sep.CopyIdentity(1.f, &out_rng);   // likewise
     HeadBuilder& broad = heads[1][2];  // no query: every logit is 0
     broad.CopyIdentity(0.05f, &out_rng);
     // Same word: 40 for the same code, 40·N(0, 1/48) for another; minus 30
@@ -427,7 +446,8 @@ absl::StatusOr<ConstructedModel> BuildConstructedModel() {
   {
     AddNearest(&heads[2][0], kDet, TagF(kNoun), /*forward=*/true);
     heads[2][0].CopyIdentity(0.8f, &out_rng);
-    AddNearest(&heads[2][1], kVerb, {{kTags + kNoun, 1.f}, {kTags + kPronoun, 1.f}},
+    AddNearest(&heads[2][1], kVerb,
+               {{kTags + kNoun, 1.f}, {kTags + kPronoun, 1.f}},
                /*forward=*/false);
     heads[2][1].CopyIdentity(0.8f, &out_rng);
     AddNearest(&heads[2][2], kAnaphor, TagF(kAnimate), /*forward=*/false);

@@ -41,16 +41,16 @@ struct DemoHeads {
   static constexpr int kSep[2] = {1, 1};
   static constexpr int kBroad[2] = {1, 2};
   static constexpr int kSameWord[2] = {1, 3};
-  static constexpr int kDeterminer[2] = {2, 0};  // determiner → its noun
-  static constexpr int kSubject[2] = {2, 1};     // verb → its subject
-  static constexpr int kPronoun[2] = {2, 2};     // pronoun → animate noun
+  static constexpr int kDeterminer[2] = {2, 0};   // determiner → its noun
+  static constexpr int kSubject[2] = {2, 1};      // verb → its subject
+  static constexpr int kPronoun[2] = {2, 2};      // pronoun → animate noun
   static constexpr int kNearestNoun[2] = {2, 3};  // pronoun → any noun
 };
 
 struct ConstructedModel {
   ModelConfig config;
-  BertWeights weights;              // with a pooler
-  std::vector<std::string> vocab;   // vocab.txt, id = index
+  BertWeights weights;             // with a pooler
+  std::vector<std::string> vocab;  // vocab.txt, id = index
 };
 
 // Builds the model from the embedded word list (model/demo/words.txt).

@@ -149,21 +149,20 @@ absl::Status WriteConstructedModel(const std::string& dir) {
   // just [CLS]'s row.
   const std::string pooling_dir = dir + "/1_Pooling";
   if (::mkdir(pooling_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::InternalError(absl::StrFormat("%s: cannot create: %s",
-                                               pooling_dir,
-                                               std::strerror(errno)));
+    return absl::InternalError(absl::StrFormat(
+        "%s: cannot create: %s", pooling_dir, std::strerror(errno)));
   }
-  RETURN_IF_ERROR(WriteFile(
-      dir + "/modules.json",
-      "[{\"idx\": 0, \"name\": \"0\", \"path\": \"\", "
-      "\"type\": \"sentence_transformers.models.Transformer\"},\n"
-      " {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", "
-      "\"type\": \"sentence_transformers.models.Pooling\"}]\n"));
-  return WriteFile(pooling_dir + "/config.json",
-                   "{\"word_embedding_dimension\": " +
-                       std::to_string(m.config.hidden_size) +
-                       ", \"pooling_mode_cls_token\": false, "
-                       "\"pooling_mode_mean_tokens\": true}\n");
+  RETURN_IF_ERROR(
+      WriteFile(dir + "/modules.json",
+                "[{\"idx\": 0, \"name\": \"0\", \"path\": \"\", "
+                "\"type\": \"sentence_transformers.models.Transformer\"},\n"
+                " {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", "
+                "\"type\": \"sentence_transformers.models.Pooling\"}]\n"));
+  return WriteFile(
+      pooling_dir + "/config.json",
+      "{\"word_embedding_dimension\": " + std::to_string(m.config.hidden_size) +
+          ", \"pooling_mode_cls_token\": false, "
+          "\"pooling_mode_mean_tokens\": true}\n");
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ struct PackedLayer {
   std::unique_ptr<Linear> ffn1;  // (I, H), GELU
   std::unique_ptr<Linear> ffn2;  // (H, I), residual into x
   std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;  // (H)
-  std::vector<int> heads;  // (h_l) checkpoint index of each kept head
+  std::vector<int> heads;          // (h_l) checkpoint index of each kept head
   Attention* attention = nullptr;  // for h_l heads; null when h_l = 0
 };
 
@@ -75,8 +75,7 @@ absl::StatusOr<std::vector<uint8_t>> PruneMask(
     const std::vector<std::pair<int, int>>& heads, const ModelConfig& c) {
   std::vector<uint8_t> mask(size_t(c.num_layers) * c.num_heads, 0);
   for (const auto& [layer, head] : heads) {
-    if (layer < 0 || layer >= c.num_layers || head < 0 ||
-        head >= c.num_heads) {
+    if (layer < 0 || layer >= c.num_layers || head < 0 || head >= c.num_heads) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "prune_heads: %d:%d is not a head of this model (layers [0, %d), "
           "heads [0, %d))",
@@ -201,8 +200,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
       const auto out = kernels(h, a, false, true);
       ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
                                              3 * a, h, qkv->spec(), qkv));
-      ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias,
-                                             h, a, out->spec(), out));
+      ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
+                                             a, out->spec(), out));
       auto& core = impl->attention[int(p.heads.size())];
       if (core == nullptr) {
         core = std::make_unique<Attention>(ctx, int(p.heads.size()), int(d));
@@ -303,8 +302,9 @@ absl::Status Encoder::Impl::SelfAttention(
       auto pos = std::lower_bound(wanted.begin(), wanted.end(), l);
       if (pos != wanted.end() && *pos == l) {
         // (all heads, t, t) in the checkpoint's numbering; pruned stay 0.
-        float* dst = &(*outputs)[i].attention[(pos - wanted.begin()) *
-                                               all_heads * t * t];
+        float* dst =
+            &(*outputs)[i]
+                 .attention[(pos - wanted.begin()) * all_heads * t * t];
         for (int64_t k = 0; k < heads; ++k) {
           std::memcpy(dst + layer.heads[k] * t * t,
                       &probs[(s * heads + k) * t * t], t * t * sizeof(float));

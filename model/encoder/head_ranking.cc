@@ -97,9 +97,8 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
         "forward passes (each sequence runs %d times: unmasked, %d single "
         "heads, %d whole layers), more than the limit of %d; send fewer or "
         "shorter sequences, at most %d tokens in all for this model",
-        sequences.size(), total_tokens, work, runs, heads_run,
-        n_layers, limits.max_ablation_tokens,
-        limits.max_ablation_tokens / runs));
+        sequences.size(), total_tokens, work, runs, heads_run, n_layers,
+        limits.max_ablation_tokens, limits.max_ablation_tokens / runs));
   }
 
   RankHeadsJob job;
