@@ -16,6 +16,8 @@
 //   encoder_bench ... --worker --forward-thread
 //       The same, but commands (and so Forward) run on a second thread, as in
 //       the server, whose batcher thread runs what main() loaded.
+//   encoder_bench ... --prune_heads=L:H,...
+//       The model with those heads pruned at load (EncoderOptions).
 //   encoder_bench --worker        (no --model) matmul ceilings only
 //   encoder_bench --model=DIR --precision=P --rss=SHAPE
 //       Fresh-process memory: RSS after Load and the peak during Load, then
@@ -335,7 +337,7 @@ class Worker {
 };
 
 int Main(int argc, char** argv) {
-  std::string model, precision = "fp32", rss_shape;
+  std::string model, precision = "fp32", rss_shape, prune;
   bool worker = false;
   bool forward_thread = false;
   for (int i = 1; i < argc; ++i) {
@@ -350,6 +352,8 @@ int Main(int argc, char** argv) {
       precision = v;
     } else if (auto v = value("--rss=")) {
       rss_shape = v;
+    } else if (auto v = value("--prune_heads=")) {
+      prune = v;
     } else if (a == "--worker") {
       worker = true;
     } else if (a == "--forward-thread") {
@@ -357,7 +361,8 @@ int Main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: encoder_bench [--model=DIR] [--precision=P] "
-                   "(--worker [--forward-thread] | --rss=SHAPE)\n");
+                   "[--prune_heads=L:H,...] (--worker [--forward-thread] | "
+                   "--rss=SHAPE)\n");
       return 2;
     }
   }
@@ -372,7 +377,15 @@ int Main(int argc, char** argv) {
   double load_s = 0;
   if (!model.empty()) {
     auto t0 = Clock::now();
-    auto loaded = Encoder::Load(model, EncoderOptions{*prec});
+    EncoderOptions options;
+    options.precision = *prec;
+    auto heads = ParsePruneHeads(prune);
+    if (!heads.ok()) {
+      ReplyError(std::string(heads.status().message()));
+      return 2;
+    }
+    options.prune_heads = *std::move(heads);
+    auto loaded = Encoder::Load(model, options);
     load_s = MsSince(t0) / 1e3;
     if (!loaded.ok()) {
       // "not available": the driver reports the message and goes on.

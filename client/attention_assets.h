@@ -1,5 +1,5 @@
 // The attention page's style and scripts, each in its own file under
-// client/assets/ and compiled in at build time: client/embed.cmake writes
+// client/assets/ and compiled in at build time: cmake/embed.cmake writes
 // one source per file into the build directory (see client/CMakeLists.txt),
 // so editing an asset rebuilds attnctl with the new bytes.
 //

@@ -123,6 +123,39 @@ std::string PageJson(const AttentionPage& page) {
   return out;
 }
 
+// The importance grid and the pruning curve (static inline SVG), or a note
+// saying why they are missing.
+std::string InsightPanels(const AttentionPage& page) {
+  std::string out;
+  if (!page.importance.empty()) {
+    absl::StrAppend(
+        &out,
+        "<div class=\"panel\" id=\"importance\"><h2>Head importance "
+        "(RankHeads)</h2><div class=\"hint\">1 − cos of the pooled output "
+        "with the head masked alone; darker = more important. Attention weight "
+        "is not importance: a head can look hard at [SEP] and change "
+        "nothing.</div>\n",
+        ImportanceGridSvg(page.importance, page.importance_layers,
+                          page.importance_heads),
+        "</div>\n");
+  } else if (!page.rank_note.empty()) {
+    absl::StrAppend(&out,
+                    "<div class=\"panel\" id=\"importance\"><h2>Head "
+                    "importance</h2><div class=\"hint\">Not computed: ",
+                    HtmlEscape(page.rank_note), "</div></div>\n");
+  }
+  if (!page.curve.empty()) {
+    absl::StrAppend(
+        &out,
+        "<div class=\"panel\" id=\"curve\"><h2>Pruning curve</h2><div "
+        "class=\"hint\">The k least important heads masked at once: how "
+        "close the pooled output stays to the unmasked one (Michel et al. "
+        "2019).</div>\n",
+        PruneCurveSvg(page.curve, page.curve.back().masked), "</div>\n");
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> RenderAttentionHtml(const AttentionPage& page) {
@@ -180,7 +213,8 @@ absl::StatusOr<std::string> RenderAttentionHtml(const AttentionPage& page) {
       "</div>\n<div class=\"panel\" id=\"rollout\" style=\"display:none\">"
       "<h2>Attention rollout</h2><div class=\"hint\">Every layer: ½·mean over "
       "heads + ½·I, rows renormalized, multiplied from the first layer up "
-      "(Abnar &amp; Zuidema 2020).</div></div>\n</section>\n",
+      "(Abnar &amp; Zuidema 2020).</div></div>\n",
+      InsightPanels(page), "</section>\n",
       "<section id=\"grid\"><div class=\"hint\" style=\"margin-bottom:8px\">"
       "Each map: rows = query token, columns = key token; color scaled to "
       "the map's maximum. Bars: mean weight on [CLS], [SEP], itself, the "

@@ -4,7 +4,9 @@
 //       toggles, hover a token to focus on its lines;
 //   (b) a grid of per-head heatmaps labelled with the tokens, each with its
 //       statistics, grouped by layer with the layer's head diversity;
-//   (c) the attention rollout map, when given.
+//   (c) the attention rollout map, when given;
+//   (d) the RankHeads importance grid and the pruning curve, when given, as
+//       inline SVG (client/prune_curve.h).
 // No external scripts, fonts, images or network: the CSS and JS (from
 // client/assets/, compiled in) are inline and the data is embedded as JSON.
 // When the script has drawn everything it sets document.body.dataset.rendered
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/prune_curve.h"
 
 namespace attnserve::client {
 
@@ -57,6 +60,13 @@ struct AttentionPage {
   std::vector<LayerSummary> layer_stats;    // any subset, by layer
   std::vector<float> rollout;               // (T, T) or empty
   std::vector<std::pair<int, int>> masked;  // (layer, head); head -1 = all
+  // RankHeads (attnctl attention without --no-rank): the importance grid of
+  // importance_layers × importance_heads; heads missing from it (pruned) are
+  // drawn crossed. Empty = no grid.
+  std::vector<HeadScore> importance;
+  int importance_layers = 0, importance_heads = 0;
+  std::vector<CurvePoint> curve;  // the pruning curve (--rank), or empty
+  std::string rank_note;  // why there is no grid (e.g. over the server's limit)
 };
 
 // INVALID_ARGUMENT when the sizes disagree (attention is not L·H·T·T,

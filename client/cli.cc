@@ -26,7 +26,8 @@ Usage:
                  [--heads H] [--query WORD | --query-positions N] [--fp16]
   attnctl similarity TEXT TEXT... [--pooling P]
   attnctl heads TEXT... [--top N] [--layers L] [--no-rank]
-  attnctl attention TEXT --html OUT.html [--layers L] [--heads H]
+  attnctl attention TEXT --html OUT.html [--layers L] [--heads H] [--rank]
+  attnctl prune-curve TEXT... [--pooling P] [--step N] [--html OUT.html]
 
 Commands:
   info        The served model (GetModelInfo).
@@ -42,8 +43,14 @@ Commands:
   attention   The attention of one text as a self-contained HTML page: the
               head view (lines between tokens, per layer and head) and a
               grid of per-head heatmaps with their statistics, plus the
-              attention rollout. Without --html, prints what encode
-              --attention prints.
+              attention rollout, and the RankHeads importance grid
+              (--no-rank: without it; --rank: also the pruning curve).
+              Without --html, prints what encode --attention prints.
+  prune-curve RankHeads, then the k least important heads masked together
+              for k = 0, step, ..., all (one batched Encode per step): k,
+              the fraction of heads kept, and the cosine of the pooled
+              output against the unmasked one (Michel et al. 2019: many
+              heads can go at test time; this measures it for your model).
 
 Input:
   TEXT                 text tokenized by the server (quote it); several
@@ -70,8 +77,11 @@ Outputs:
   --fp16               attention as FLOAT16 (half the bytes)
   --mask=2:5,3:*       switch heads off (layer:head; layer:* = all its heads)
   --top=N              heads: how many ranked heads to show (default 10)
-  --no-rank            heads: statistics only, no RankHeads call
-  --html=FILE          attention: write the HTML page to FILE
+  --no-rank            heads, attention: no RankHeads call
+  --rank               attention: add the pruning curve to the page
+  --step=N             prune-curve: heads masked per step (default: about
+                       24 steps)
+  --html=FILE          attention, prune-curve: write the HTML page to FILE
   --json               print the response as JSON (tensors as nested values)
 
 Connection:
@@ -158,7 +168,8 @@ absl::StatusOr<v1::Pooling> ParsePooling(absl::string_view name) {
 }
 
 constexpr const char* kCommands[] = {"info",       "tokenize", "encode",
-                                     "similarity", "heads",    "attention"};
+                                     "similarity", "heads",    "attention",
+                                     "prune-curve"};
 
 // Checks that the flags make sense for the command.
 absl::Status Check(const Flags& f) {
@@ -186,8 +197,10 @@ absl::Status Check(const Flags& f) {
                               absl::StrJoin(commands, ", "), ")"));
   };
   for (const absl::Status& s :
-       {only(!f.html.empty(), "--html", {"attention"}),
-        only(f.no_rank, "--no-rank", {"heads"}),
+       {only(!f.html.empty(), "--html", {"attention", "prune-curve"}),
+        only(f.no_rank, "--no-rank", {"heads", "attention"}),
+        only(f.rank, "--rank", {"attention"}),
+        only(f.step != 0, "--step", {"prune-curve"}),
         only(f.top != 0, "--top", {"heads", "encode", "attention"}),
         only(!f.query_words.empty() || !f.query_positions.empty(),
              "--query/--query-positions", {"encode", "attention"}),
@@ -195,19 +208,25 @@ absl::Status Check(const Flags& f) {
         only(f.fp16, "--fp16", {"encode", "attention"}),
         only(f.attention, "--attention/--layers/--heads",
              {"encode", "heads", "attention"}),
-        only(f.pooling != v1::POOLING_UNSPECIFIED || f.normalize,
-             "--pooling/--normalize", {"encode", "similarity", "heads"}),
+        only(f.pooling != v1::POOLING_UNSPECIFIED, "--pooling",
+             {"encode", "similarity", "heads", "prune-curve"}),
+        only(f.normalize, "--normalize", {"encode", "similarity", "heads"}),
         only(!f.mask.empty(), "--mask",
              {"encode", "similarity", "heads", "attention"}),
         only(!f.pair.empty() || f.truncate || text || ids,
              "TEXT/--ids/--pair/--truncate",
-             {"tokenize", "encode", "similarity", "heads", "attention"})}) {
+             {"tokenize", "encode", "similarity", "heads", "attention",
+              "prune-curve"})}) {
     if (!s.ok()) return s;
   }
   if (c == "tokenize" && !text) {
     return Usage("tokenize needs a TEXT (e.g. attnctl tokenize \"hello\")");
   }
-  if ((c == "encode" || c == "heads") && sequences == 0) {
+  if (f.rank && f.no_rank) return Usage("give --rank or --no-rank, not both");
+  if (f.rank && f.html.empty()) {
+    return Usage("--rank draws the pruning curve on the --html page");
+  }
+  if ((c == "encode" || c == "heads" || c == "prune-curve") && sequences == 0) {
     return Usage(absl::StrCat(c, " needs a TEXT or --ids"));
   }
   if (c == "similarity" && sequences < 2) {
@@ -255,7 +274,7 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   const std::vector<std::string> with_value = {
       "target",          "timeout", "model", "ids",     "type-ids", "lb",
       "retries",         "layers",  "heads", "pooling", "pair",     "query",
-      "query-positions", "mask",    "top",   "html"};
+      "query-positions", "mask",    "top",   "html",    "step"};
   // TLS and token flags (client/channel.h).
   const std::vector<std::string> security_with_value = {
       "ca", "cert", "key", "server-name", "token-file"};
@@ -359,6 +378,11 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
         return Usage(
             absl::StrCat("--top: \"", *value, "\" is not a positive integer"));
       }
+    } else if (name == "step") {
+      if (!absl::SimpleAtoi(*value, &f.step) || f.step <= 0) {
+        return Usage(
+            absl::StrCat("--step: \"", *value, "\" is not a positive integer"));
+      }
     } else if (name == "html") {
       if (value->empty()) return Usage("--html needs a file name");
       f.html = *value;
@@ -375,6 +399,8 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       f.truncate = true;
     } else if (name == "no-rank") {
       f.no_rank = true;
+    } else if (name == "rank") {
+      f.rank = true;
     } else if (name == "json") {
       f.json = true;
     } else if (name == "tls") {

@@ -21,6 +21,7 @@ extern const char kUsage[];
 struct Flags {
   bool help = false;    // -h, --help, help: print kUsage
   std::string command;  // info tokenize encode similarity heads attention
+                        // prune-curve
 
   // Input: positional texts, or token ids (not both).
   std::vector<std::string> texts;         // one sequence each
@@ -57,8 +58,10 @@ struct Flags {
                 // (10); encode --query: targets per row (3)
   // --mask L:H[,L:H...]: heads switched off (head -1 = the whole layer).
   std::vector<std::pair<int, int>> mask;
-  bool no_rank = false;  // heads: skip RankHeads
-  std::string html;      // attention: write the picture here
+  bool no_rank = false;  // heads, attention: skip RankHeads
+  bool rank = false;     // attention: add the pruning curve
+  int step = 0;          // prune-curve: heads per step (0 = about 24 steps)
+  std::string html;      // attention, prune-curve: write the page here
   bool json = false;
 };
 

@@ -1,5 +1,6 @@
 #include "client/commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "client/attention_html.h"
 #include "client/json_format.h"
+#include "client/prune_curve.h"
 #include "client/tables.h"
 #include "client/tensors.h"
 
@@ -213,6 +215,16 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
       i.max_position_embeddings(), i.weight_dtype(), i.precision(),
       i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
       v1::Pooling_Name(i.default_pooling()));
+  if (i.pruned_heads_size() > 0) {
+    std::vector<std::string> pruned;
+    for (const v1::HeadRef& ref : i.pruned_heads()) {
+      pruned.push_back(absl::StrCat(ref.layer(), ":", ref.head()));
+    }
+    absl::StrAppend(out, "heads per layer          ",
+                    absl::StrJoin(i.heads_per_layer(), " "), "\n",
+                    "pruned heads             ", absl::StrJoin(pruned, ","),
+                    "\n");
+  }
   return absl::OkStatus();
 }
 
@@ -495,6 +507,152 @@ absl::Status Heads(const Flags& f, v1::Encoder::StubInterface& stub,
   return absl::OkStatus();
 }
 
+// ---- prune-curve
+// -------------------------------------------------------------
+
+// RankHeads on the texts and, when `with_curve`, the pruning curve: the k
+// least important heads masked for k = 0, step, …, all, one batched Encode
+// per step. Shared by prune-curve and attention (--rank).
+struct CurveResult {
+  std::string model;
+  int layers = 0, heads = 0;      // the model's, before pruning
+  std::vector<HeadScore> scores;  // as RankHeads ranked them
+  std::vector<CurvePoint> curve;
+  int step = 1;
+};
+
+absl::StatusOr<CurveResult> RankAndCurve(const Flags& f,
+                                         v1::Encoder::StubInterface& stub,
+                                         bool with_curve) {
+  const v1::Pooling pooling =
+      f.pooling == v1::POOLING_UNSPECIFIED ? v1::POOLING_MEAN : f.pooling;
+  if (pooling == v1::POOLING_NONE) {
+    return absl::InvalidArgumentError(
+        "the pruning curve compares pooled outputs: --pooling none gives none");
+  }
+  absl::StatusOr<v1::ModelInfo> info = GetInfo(f, stub);
+  if (!info.ok()) return info.status();
+  CurveResult result;
+  result.layers = info->num_layers();
+  result.heads = info->num_heads();
+
+  v1::RankHeadsRequest rank_request;
+  rank_request.set_model(f.model);
+  rank_request.set_pooling(pooling);
+  rank_request.set_truncate(f.truncate);
+  for (v1::Sequence& seq : Sequences(f)) {
+    *rank_request.add_sequences() = std::move(seq);
+  }
+  v1::RankHeadsResponse ranking;
+  {
+    grpc::ClientContext context;
+    SetDeadline(f, &context);
+    grpc::Status status = stub.RankHeads(&context, rank_request, &ranking);
+    if (!status.ok()) return FromGrpc(status);
+  }
+  result.model = ranking.model();
+  for (const v1::HeadImportance& h : ranking.heads()) {
+    result.scores.push_back({h.layer(), h.head(), h.importance()});
+  }
+  if (!with_curve) return result;
+
+  // Least important first.
+  const std::vector<HeadScore> order(result.scores.rbegin(),
+                                     result.scores.rend());
+  const int n = order.size();
+  result.step = f.step > 0 ? f.step : std::max(1, (n + 23) / 24);
+  std::vector<std::vector<float>> reference;
+  for (int k : CurveSteps(n, result.step)) {
+    v1::EncodeRequest request;
+    request.set_model(f.model);
+    request.set_truncate(f.truncate);
+    request.set_pooling(pooling);
+    for (v1::Sequence& seq : Sequences(f)) {
+      *request.add_sequences() = std::move(seq);
+    }
+    for (int i = 0; i < k; ++i) {
+      v1::HeadRef* ref = request.add_head_mask();
+      ref->set_layer(order[i].layer);
+      ref->set_head(order[i].head);
+    }
+    absl::StatusOr<v1::EncodeResponse> response = CallEncode(f, stub, request);
+    if (!response.ok()) return response.status();
+    CurvePoint point;
+    point.masked = k;
+    point.kept = n > 0 ? double(n - k) / n : 0;
+    double sum = 0;
+    point.min_cosine = 1;
+    for (int s = 0; s < response->results_size(); ++s) {
+      absl::StatusOr<Array> e =
+          DecodeTensor(response->results(s).embedding(), "embedding");
+      if (!e.ok()) return e.status();
+      if (k == 0) reference.push_back(e->values);
+      if (size_t(s) >= reference.size()) {
+        return BadResponse("more results than sequences");
+      }
+      const double c = Cosine(e->values, reference[s]);
+      sum += c;
+      point.min_cosine = std::min(point.min_cosine, c);
+    }
+    point.cosine = sum / std::max(1, response->results_size());
+    result.curve.push_back(point);
+  }
+  return result;
+}
+
+absl::Status WriteHtml(const std::string& path, const std::string& html) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << html;
+  file.close();
+  if (!file) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write --html ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PruneCurve(const Flags& f, v1::Encoder::StubInterface& stub,
+                        std::string* out) {
+  absl::StatusOr<CurveResult> r = RankAndCurve(f, stub, /*with_curve=*/true);
+  if (!r.ok()) return r.status();
+  const std::vector<HeadScore> order(r->scores.rbegin(), r->scores.rend());
+  const size_t texts = f.texts.size() + f.ids.size();
+  const std::string pooling =
+      f.pooling == v1::POOLING_UNSPECIFIED ? "mean" : PoolingName(f.pooling);
+  if (f.json) {
+    std::vector<std::string> points;
+    for (const CurvePoint& p : r->curve) {
+      points.push_back(absl::StrCat(
+          "{\"masked\": ", p.masked, ", \"kept\": ", JsonNumber(p.kept),
+          ", \"cosine\": ", JsonNumber(p.cosine),
+          ", \"min_cosine\": ", JsonNumber(p.min_cosine), "}"));
+    }
+    absl::StrAppend(out, "{\"model\": ", JsonString(r->model),
+                    ", \"pooling\": ", JsonString(pooling), ", \"curve\": [",
+                    absl::StrJoin(points, ", "), "]}\n");
+  } else {
+    absl::StrAppend(out, "pruning curve: model ", r->model, ", ", order.size(),
+                    " heads ranked, pooling ", pooling, ", ", texts, " text",
+                    texts == 1 ? "" : "s", ", step ", r->step, "\n",
+                    "cosine of the pooled output with the k least important "
+                    "heads masked, against none masked\n",
+                    FormatPruneCurve(r->curve, order, texts));
+  }
+  if (f.html.empty()) return absl::OkStatus();
+  std::string title = f.texts.empty() ? InputLabel(f, 0) : f.texts[0];
+  if (texts > 1) absl::StrAppend(&title, " (+", texts - 1, " more)");
+  absl::StatusOr<std::string> html = RenderPruneCurveHtml(
+      title,
+      absl::StrCat("model ", r->model, " · ", order.size(), " heads · pooling ",
+                   pooling, " · ", texts, " text", texts == 1 ? "" : "s",
+                   " · made by attnctl prune-curve"),
+      r->curve, r->scores, r->layers, r->heads);
+  if (!html.ok()) return html.status();
+  if (absl::Status st = WriteHtml(f.html, *html); !st.ok()) return st;
+  if (!f.json) absl::StrAppend(out, "wrote ", f.html, "\n");
+  return absl::OkStatus();
+}
+
 // ---- attention --------------------------------------------------------------
 
 absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
@@ -537,15 +695,24 @@ absl::Status Attention(const Flags& f, v1::Encoder::StubInterface& stub,
                    r.attention().dtype() == v1::FLOAT16 ? "float16" : "float32",
                    mask.empty() ? "" : " · masked: ", absl::StrJoin(mask, ", "),
                    " · made by attnctl attention");
+  // RankHeads' grid unless --no-rank, and the curve with --rank. Work over
+  // the server's limit only leaves them out (the maps are still worth it).
+  if (!f.no_rank) {
+    absl::StatusOr<CurveResult> r = RankAndCurve(f, stub, f.rank);
+    if (r.ok()) {
+      page->importance = r->scores;
+      page->importance_layers = r->layers;
+      page->importance_heads = r->heads;
+      page->curve = r->curve;
+    } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+      page->rank_note = std::string(r.status().message());
+    } else {
+      return r.status();
+    }
+  }
   absl::StatusOr<std::string> html = RenderAttentionHtml(*page);
   if (!html.ok()) return html.status();
-  std::ofstream file(f.html, std::ios::binary | std::ios::trunc);
-  file << *html;
-  file.close();
-  if (!file) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot write --html ", f.html, ": ", std::strerror(errno)));
-  }
+  if (absl::Status st = WriteHtml(f.html, *html); !st.ok()) return st;
   absl::StrAppendFormat(
       out, "wrote %s: %d layer%s × %d head%s, %d tokens%s, %.0f KB\n", f.html,
       shape[0], shape[0] == 1 ? "" : "s", shape[1], shape[1] == 1 ? "" : "s",
@@ -577,6 +744,7 @@ absl::Status RunCommand(const Flags& flags, v1::Encoder::StubInterface& stub,
   if (c == "similarity") return Similarity(flags, stub, out);
   if (c == "heads") return Heads(flags, stub, out);
   if (c == "attention") return Attention(flags, stub, out);
+  if (c == "prune-curve") return PruneCurve(flags, stub, out);
   return absl::InvalidArgumentError(absl::StrCat("unknown command ", c));
 }
 

@@ -107,6 +107,15 @@ void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out) {
   out->set_has_pooler(info.has_pooler);
   out->set_has_tokenizer(model.tokenizer != nullptr);
   out->set_default_pooling(ToProtoPooling(info.default_pooling));
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    out->add_heads_per_layer(info.HeadsIn(layer));
+    for (int head = 0; head < c.num_heads; ++head) {
+      if (!info.IsPruned(layer, head)) continue;
+      v1::HeadRef* ref = out->add_pruned_heads();
+      ref->set_layer(layer);
+      ref->set_head(head);
+    }
+  }
 }
 
 // One RankHeads call while its passes run: owned by the completions of its

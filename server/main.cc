@@ -47,6 +47,9 @@ ABSL_FLAG(std::string, precision, "fp32",
           "Compute precision of the matmuls: fp32 (exact attention maps), "
           "bf16, int8, or auto (bf16 where oneDNN runs AMX, else fp32; the "
           "startup log says which and why).");
+ABSL_FLAG(std::string, prune_heads, "",
+          "Heads to remove at load, LAYER:HEAD,LAYER:HEAD,... (checkpoint "
+          "numbering); their Q/K/V rows and output columns are dropped.");
 ABSL_FLAG(int64_t, max_batch_tokens, kDefaults.batcher.max_batch_tokens,
           "Token budget of one forward pass; queued requests are merged up to "
           "it.");
@@ -220,6 +223,10 @@ int main(int argc, char** argv) {
     }
     encoder_options.precision = *precision;
   }
+  absl::StatusOr<std::vector<std::pair<int, int>>> prune =
+      attnserve::ParsePruneHeads(absl::GetFlag(FLAGS_prune_heads));
+  if (!prune.ok()) Die(absl::StrCat("--", prune.status().message()));
+  encoder_options.prune_heads = *std::move(prune);
 
   // Every thread started from here on (OpenMP, gRPC, inference) inherits the
   // blocked mask, so the signals reach only the sigwait() below.

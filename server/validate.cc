@@ -166,8 +166,21 @@ absl::StatusOr<PoolingMode> SelectPooling(const v1::EncodeRequest& request,
   return mode;
 }
 
+// A head pruned at load (attnserve --prune_heads) has no map and nothing to
+// mask: asking for it is INVALID_ARGUMENT naming it.
+absl::Status CheckNotPruned(const ModelInfo& info, int layer, int head,
+                            absl::string_view what) {
+  if (!info.IsPruned(layer, head)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": layer ", layer, " head ", head,
+                   " was pruned at load (model \"", info.name, "\" keeps ",
+                   info.HeadsIn(layer), " of ", info.config.num_heads,
+                   " heads in layer ", layer, "; see ModelInfo.pruned_heads)"));
+}
+
 absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(
-    const v1::EncodeRequest& request, const ModelConfig& config) {
+    const v1::EncodeRequest& request, const ModelInfo& info) {
+  const ModelConfig& config = info.config;
   std::vector<uint8_t> mask;  // (layers, heads), 1 = masked
   if (request.head_mask().empty()) return mask;
   const auto& refs = request.head_mask();
@@ -188,6 +201,11 @@ absl::StatusOr<std::vector<uint8_t>> SelectHeadMask(
       return absl::InvalidArgumentError(absl::StrCat(
           "head_mask[", i, "].head = ", ref.head(), " is out of range [0, ",
           config.num_heads, ") (the model has ", config.num_heads, " heads)"));
+    }
+    if (absl::Status s = CheckNotPruned(info, ref.layer(), ref.head(),
+                                        absl::StrCat("head_mask[", i, "]"));
+        !s.ok()) {
+      return s;
     }
     return int64_t{ref.layer()} * config.num_heads + ref.head();
   };
@@ -229,6 +247,18 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
   if (!heads.ok()) return heads.status();
   spec->attention_layers = *std::move(layers);
   spec->attention_heads = *std::move(heads);
+  // Heads named in the request must have maps; unnamed (all heads), a pruned
+  // head's map comes back as zeros.
+  for (int layer : spec->attention_layers) {
+    for (int k = 0; k < a.heads_size(); ++k) {
+      if (absl::Status s =
+              CheckNotPruned(*model.info, layer, a.heads(k),
+                             absl::StrCat("attention.heads[", k, "]"));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
 
   // Rollout multiplies every layer's head-averaged maps: the model keeps all
   // layers then, whatever `layers` selects for the maps and statistics.
@@ -368,7 +398,7 @@ absl::StatusOr<ValidatedEncode> ValidateEncodeRequest(
   auto pooling = SelectPooling(request, info);
   if (!pooling.ok()) return pooling.status();
   spec.embedding = *pooling != PoolingMode::kNone;
-  auto head_mask = SelectHeadMask(request, config);
+  auto head_mask = SelectHeadMask(request, info);
   if (!head_mask.ok()) return head_mask.status();
 
   // Size of the answer, before any work is done.
@@ -431,8 +461,8 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
 
   // The work, checked here to name the flag (RankHeadsJob::Create checks it
   // again against the same limit).
-  const int64_t layers = config.num_layers, heads = config.num_heads;
-  const int64_t runs = RankHeadsRunsPerSequence(config);
+  const int64_t layers = config.num_layers;
+  const int64_t runs = RankHeadsRunsPerSequence(info);
   int64_t tokens = 0;
   for (const InputSequence& input : *inputs) tokens += input.ids.size();
   const int64_t work = tokens * runs;
@@ -442,7 +472,7 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
     return absl::ResourceExhaustedError(absl::StrCat(
         "RankHeads would run ", work, " tokens of forward passes (",
         inputs->size(), " sequences of ", tokens, " tokens in all, each run ",
-        runs, " times: unmasked, ", layers * heads, " single heads masked, ",
+        runs, " times: unmasked, ", runs - 1 - layers, " single heads masked, ",
         layers, " whole layers masked), more than this server's limit of ",
         limit, " (--max_rank_heads_tokens): ",
         fits > 0 ? absl::StrCat("send fewer or shorter sequences, at most ",

@@ -210,7 +210,9 @@ TEST_P(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
     }
   }
   auto run = [&](Precision p) -> std::vector<SequenceOutput> {
-    auto encoder = Encoder::Load(dir, EncoderOptions{p});
+    EncoderOptions options;
+    options.precision = p;
+    auto encoder = Encoder::Load(dir, options);
     EXPECT_TRUE(encoder.ok()) << encoder.status();
     if (!encoder.ok()) return {};
     const int layers = (*encoder)->info().config.num_layers;

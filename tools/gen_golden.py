@@ -77,6 +77,16 @@ multiplied by 0 before .V, i.e. its context is zeroed before the output projecti
   ]                                      # golden.json's, later layers do not)
 }
 
+tiny_bert/golden_pruned.json (F32 weights only): the same layout (format
+"attnserve-golden-pruned-v1"), "head_mask" naming the heads PRUNED, as Hugging Face's
+prune_heads does it (Debian has no transformers, so prune_weights does the same with plain
+tensor ops: the pruned heads' rows of query/key/value weight and bias and their columns of
+attention.output.dense.weight are deleted; a layer with no head left adds only the output
+bias). Cases: layer 0 heads 1 and 3 + layer 1 head 0; layer 0 head 2 + all of layer 1.
+Attentions are (L, NH, T, T) in the original numbering, zeros for pruned heads. The script
+checks every pruned output against the unpruned model with those heads in head_mask
+(within 1e-12 in float64).
+
 The script checks each masked result against a second construction: the unmasked model
 with the masked heads' columns of attention.output.dense.weight set to zero (to 1e-12).
 
@@ -691,6 +701,140 @@ def write_moderate(dirname="moderate_bert"):
           % (dirname, xc, float(att.max())))
 
 
+def prune_weights(w, cfg, pruned):
+    """Hugging Face's prune_heads as plain tensor ops (Debian has no transformers):
+    delete the pruned heads' rows of query/key/value weight and bias and their columns
+    of attention.output.dense.weight. Returns (weights, kept heads per layer)."""
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    dh = H // NH
+    out = dict(w)
+    kept = []
+    for l in range(cfg["num_hidden_layers"]):
+        heads = [h for h in range(NH) if not pruned[l, h]]
+        kept.append(heads)
+        idx = torch.tensor([h * dh + i for h in heads for i in range(dh)], dtype=torch.int64)
+        p = "encoder.layer.%d." % l
+        for part in ("query", "key", "value"):
+            out[p + "attention.self.%s.weight" % part] = w[p + "attention.self.%s.weight" % part][idx]
+            out[p + "attention.self.%s.bias" % part] = w[p + "attention.self.%s.bias" % part][idx]
+        name = p + "attention.output.dense.weight"
+        out[name] = w[name][:, idx]
+    return out, kept
+
+
+def bert_forward_pruned(w, cfg, kept, ids, type_ids):
+    """bert_forward for weights that prune_weights shrank: layer l has len(kept[l])
+    heads (a layer with none adds only the output bias, as Hugging Face's
+    Linear(0, H) does). Attentions come back (B, NH, T, T) in the original head
+    numbering, zeros for pruned heads (attnserve's convention)."""
+    B, T = ids.shape
+    H, NH = cfg["hidden_size"], cfg["num_attention_heads"]
+    dh = H // NH
+    eps = cfg["layer_norm_eps"]
+    dt = w["embeddings.word_embeddings.weight"].dtype
+
+    def ln(x, prefix):
+        return F.layer_norm(x, (H,), w[prefix + ".weight"], w[prefix + ".bias"], eps)
+
+    def lin(x, prefix):
+        return x @ w[prefix + ".weight"].t() + w[prefix + ".bias"]
+
+    pos = torch.arange(T)
+    x = (w["embeddings.word_embeddings.weight"][ids]
+         + w["embeddings.position_embeddings.weight"][pos][None, :, :]
+         + w["embeddings.token_type_embeddings.weight"][type_ids])
+    x = ln(x, "embeddings.LayerNorm")
+    attentions = []
+    for i in range(cfg["num_hidden_layers"]):
+        p = "encoder.layer.%d." % i
+        nh = len(kept[i])
+        full = torch.zeros(B, NH, T, T, dtype=dt)
+        if nh > 0:
+            def split(t):  # (B,T,nh*dh) -> (B,nh,T,dh)
+                return t.view(B, T, nh, dh).permute(0, 2, 1, 3)
+            q = split(lin(x, p + "attention.self.query"))
+            k = split(lin(x, p + "attention.self.key"))
+            v = split(lin(x, p + "attention.self.value"))
+            probs = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(dh), dim=-1)
+            full[:, kept[i]] = probs
+            ctx = (probs @ v).permute(0, 2, 1, 3).reshape(B, T, nh * dh)
+            attn_out = lin(ctx, p + "attention.output.dense")
+        else:
+            attn_out = w[p + "attention.output.dense.bias"].expand(B, T, H)
+        attentions.append(full)
+        x = ln(attn_out + x, p + "attention.output.LayerNorm")
+        inter = F.gelu(lin(x, p + "intermediate.dense"))
+        x = ln(lin(inter, p + "output.dense") + x, p + "output.LayerNorm")
+    pooled = torch.tanh(lin(x[:, 0, :], "pooler.dense"))
+    return x, attentions, pooled
+
+
+def prune_cases(cfg):
+    """(name, (L, NH) int64 with 1 = pruned), in golden order: heads of different
+    layers (so layers keep different head counts), and a layer with no head left."""
+    L, NH = cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    some = torch.zeros(L, NH, dtype=torch.int64)
+    some[0, 1] = some[0, 3] = some[1, 0] = 1
+    layer = torch.zeros(L, NH, dtype=torch.int64)
+    layer[0, 2] = 1
+    layer[1, :] = 1
+    return [("l0h1_l0h3_l1h0", some), ("l0h2_layer1_all", layer)]
+
+
+def write_pruned_golden(dirname, w32, cfg, seqs):
+    """tiny_bert/golden_pruned.json: as golden_head_mask.json, "head_mask" naming the
+    pruned heads; outputs of the PRUNED model (weights really cut), checked here against
+    the unpruned model with the same heads in head_mask."""
+    wd = {k: v.to(torch.float64) for k, v in w32.items()}
+    chosen = [s for s in seqs if s[0] in HEAD_MASK_SEQUENCES]
+    cases = []
+    worst = 0.0
+    for case, pruned in prune_cases(cfg):
+        wp, kept = prune_weights(wd, cfg, pruned)
+        out = []
+        for name, ids, types in chosen:
+            T = len(ids)
+            idt, tyt = torch.tensor([ids]), torch.tensor([types])
+            hid, att, pooled = bert_forward_pruned(wp, cfg, kept, idt, tyt)
+            hid_m, att_m, pooled_m = bert_forward(wd, cfg, idt, tyt, head_mask=pruned)
+            att = torch.stack([a[0] for a in att])
+            d = max(float((hid[0] - hid_m[0]).abs().max()),
+                    float((pooled - pooled_m).abs().max()))
+            assert d < 1e-12, "pruned vs masked differ for %s %s: %g" % (case, name, d)
+            worst = max(worst, d)
+            out.append({
+                "name": name,
+                "length": T,
+                "token_ids": list(ids),
+                "token_type_ids": list(types),
+                "last_hidden_state": arr(hid[0]),
+                "attentions": arr(att),
+                "pooler_output": arr(pooled[0]),
+                "mean_pooled": arr(hid[0].mean(dim=0)),
+            })
+        cases.append({
+            "name": case,
+            "head_mask": {"shape": list(pruned.shape), "data": pruned.reshape(-1).tolist()},
+            "sequences": out,
+        })
+    doc = {
+        "format": "attnserve-golden-pruned-v1",
+        "generator": "tools/gen_golden.py",
+        "reference_precision": "float64",
+        "config": {k: cfg[k] for k in (
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "max_position_embeddings", "type_vocab_size",
+            "layer_norm_eps")},
+        "cases": cases,
+    }
+    path = os.path.join(OUT_ROOT, dirname, "golden_pruned.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+    print("%-24s pruned %s: vs head_mask %.2g"
+          % (dirname, ", ".join(c["name"] for c in cases), worst))
+
+
 def main():
     if not os.path.isdir(OUT_ROOT) or not os.path.isdir("tools"):
         sys.exit("run from the repo root: /usr/bin/python3 tools/gen_golden.py")
@@ -702,6 +846,7 @@ def main():
     seqs = make_sequences(cfg)
     write_variant("tiny_bert", w32, cfg, seqs, "F32", "", "float32")
     write_head_mask_golden("tiny_bert", w32, cfg, seqs)
+    write_pruned_golden("tiny_bert", w32, cfg, seqs)
     w16 = write_variant("tiny_bert_f16", w32, cfg, seqs, "F16", "", "float16")
     wbf = write_variant("tiny_bert_bf16_prefixed", w32, cfg, seqs, "BF16", "bert.",
                         "bfloat16")

@@ -221,6 +221,47 @@ std::vector<NamedShape> WeightTable(const ModelConfig& config,
   return table;
 }
 
+absl::StatusOr<std::vector<NamedTensor>> ToNamedTensors(
+    const BertWeights& w, const ModelConfig& config) {
+  std::vector<NamedTensor> out;
+  // One tensor of the table from `source` (a third of it for a q/k/v slice).
+  auto add = [&](const std::string& name, const Spec& s,
+                 const std::vector<float>& source) -> absl::Status {
+    NamedTensor t{name, Shape(s, config), {}};
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    const int64_t parts = s.slice < 0 ? 1 : 3;
+    if (int64_t(source.size()) != n * parts) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tensor \"%s\" %s needs %d values, the weights hold %d", name,
+          ShapeString(t.shape), n * parts, source.size()));
+    }
+    const int64_t begin = s.slice < 0 ? 0 : s.slice * n;
+    t.values.assign(source.begin() + begin, source.begin() + begin + n);
+    out.push_back(std::move(t));
+    return absl::OkStatus();
+  };
+  for (const Spec& s : GlobalSpecs()) {
+    RETURN_IF_ERROR(add(s.name, s, w.*s.global));
+  }
+  if (int64_t(w.layers.size()) != config.num_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the weights hold %d layers, config.json says %d",
+                        w.layers.size(), config.num_layers));
+  }
+  for (int i = 0; i < config.num_layers; ++i) {
+    for (const Spec& s : LayerSpecs()) {
+      RETURN_IF_ERROR(add(LayerPrefix(i) + s.name, s, w.layers[i].*s.layer));
+    }
+  }
+  if (!w.pooler_weight.empty()) {
+    for (const Spec& s : PoolerSpecs()) {
+      RETURN_IF_ERROR(add(s.name, s, w.*s.global));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
                                         const ModelConfig& config,
                                         const LayerSink& sink) {

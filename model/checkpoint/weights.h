@@ -60,6 +60,19 @@ struct NamedShape {
 std::vector<NamedShape> WeightTable(const ModelConfig& config,
                                     bool with_pooler);
 
+// The inverse of LoadWeights, for writers of checkpoints (the demo models):
+// every tensor of the table, in table order, with its values taken from
+// `weights` (query, key and value cut out of the fused qkv arrays; the pooler
+// when `weights` has one). InvalidArgument names the first tensor whose
+// array does not have the table's size.
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+absl::StatusOr<std::vector<NamedTensor>> ToNamedTensors(
+    const BertWeights& weights, const ModelConfig& config);
+
 }  // namespace attnserve
 
 #endif  // ATTNSERVE_MODEL_CHECKPOINT_WEIGHTS_H_

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "model/checkpoint/weights.h"
+#include "model/demo/constructed_model.h"
 #include "nlohmann/json.hpp"
 
 namespace attnserve {
@@ -128,11 +129,52 @@ absl::Status WriteSafetensors(
   return WriteFile(path, out);
 }
 
+namespace {
+
+absl::Status WriteConstructedModel(const std::string& dir) {
+  ASSIGN_OR_RETURN(ConstructedModel m, BuildConstructedModel());
+  ASSIGN_OR_RETURN(std::vector<NamedTensor> named,
+                   ToNamedTensors(m.weights, m.config));
+  std::map<std::string, HostTensor> tensors;
+  for (NamedTensor& t : named) {
+    tensors.emplace(t.name, HostTensor{t.shape, std::move(t.values)});
+  }
+  RETURN_IF_ERROR(WriteFile(dir + "/config.json", ConfigJson(m.config)));
+  RETURN_IF_ERROR(WriteSafetensors(dir + "/model.safetensors", tensors));
+  std::string vocab_text;
+  for (const std::string& token : m.vocab) vocab_text += token + "\n";
+  RETURN_IF_ERROR(WriteFile(dir + "/vocab.txt", vocab_text));
+  // Mean pooling by default (sentence-transformers' files say so): the
+  // embedding is then the words and what the heads found in every row, not
+  // just [CLS]'s row.
+  const std::string pooling_dir = dir + "/1_Pooling";
+  if (::mkdir(pooling_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::InternalError(absl::StrFormat(
+        "%s: cannot create: %s", pooling_dir, std::strerror(errno)));
+  }
+  RETURN_IF_ERROR(
+      WriteFile(dir + "/modules.json",
+                "[{\"idx\": 0, \"name\": \"0\", \"path\": \"\", "
+                "\"type\": \"sentence_transformers.models.Transformer\"},\n"
+                " {\"idx\": 1, \"name\": \"1\", \"path\": \"1_Pooling\", "
+                "\"type\": \"sentence_transformers.models.Pooling\"}]\n"));
+  return WriteFile(
+      pooling_dir + "/config.json",
+      "{\"word_embedding_dimension\": " + std::to_string(m.config.hidden_size) +
+          ", \"pooling_mode_cls_token\": false, "
+          "\"pooling_mode_mean_tokens\": true}\n");
+}
+
+}  // namespace
+
 absl::Status WriteDemoModel(const std::string& dir,
                             const DemoModelOptions& options) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return absl::InternalError(
         absl::StrFormat("%s: cannot create: %s", dir, std::strerror(errno)));
+  }
+  if (options.kind == DemoModelKind::kConstructed) {
+    return WriteConstructedModel(dir);
   }
   const std::vector<std::string> vocab = DemoVocab();
   ModelConfig c;

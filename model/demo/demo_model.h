@@ -1,5 +1,7 @@
-// Writes a small random BERT checkpoint in Hugging Face layout, so the server
-// can be tried without PyTorch or a download.
+// Writes a small BERT checkpoint in Hugging Face layout, so the server can be
+// tried without PyTorch or a download: the constructed model, whose heads
+// have known jobs (constructed_model.h, docs/demo-model.md), or a random one
+// of any size for tests.
 #ifndef ATTNSERVE_MODEL_DEMO_DEMO_MODEL_H_
 #define ATTNSERVE_MODEL_DEMO_DEMO_MODEL_H_
 
@@ -13,7 +15,15 @@
 
 namespace attnserve {
 
+enum class DemoModelKind {
+  kRandom,       // random weights of the sizes below
+  kConstructed,  // constructed_model.h; the sizes below are ignored
+};
+
 struct DemoModelOptions {
+  // Random by default, so tests that ask for sizes get them; make_demo_model
+  // writes the constructed model unless given --random.
+  DemoModelKind kind = DemoModelKind::kRandom;
   int hidden_size = 128;
   int num_layers = 4;
   int num_heads = 8;
@@ -24,8 +34,9 @@ struct DemoModelOptions {
 };
 
 // Creates `dir` if needed and writes config.json, model.safetensors (F32) and
-// vocab.txt (special tokens, common English words, letters and ## letters, so
-// any lower-case ASCII text tokenizes without [UNK]).
+// vocab.txt. Random: special tokens, a few hundred common English words,
+// letters and ## letters, so any lower-case ASCII text tokenizes without
+// [UNK]. Constructed: ~4,500 words (model/demo/words.txt) and pieces.
 absl::Status WriteDemoModel(const std::string& dir,
                             const DemoModelOptions& options = {});
 

@@ -6,11 +6,15 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "model/checkpoint/weights.h"
 #include "model/encoder/pooling.h"
@@ -27,13 +31,65 @@ namespace {
 // equal-length sequences are cut so (n, heads, t, t) fits.
 constexpr int64_t kProbsScratchFloats = int64_t{8} * 12 * 128 * 128;
 
+// A layer after pruning keeps heads = h_l of the checkpoint's heads;
+// A = h_l·d is its attention width (H when nothing is pruned).
 struct PackedLayer {
-  std::unique_ptr<Linear> qkv;   // (3H, H)
-  std::unique_ptr<Linear> out;   // (H, H), residual into x
+  std::unique_ptr<Linear> qkv;   // (3A, H); null when h_l = 0
+  std::unique_ptr<Linear> out;   // (H, A), residual into x; null when h_l = 0
+  std::vector<float> out_bias;   // (H) what a layer without heads adds
   std::unique_ptr<Linear> ffn1;  // (I, H), GELU
   std::unique_ptr<Linear> ffn2;  // (H, I), residual into x
   std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;  // (H)
+  std::vector<int> heads;          // (h_l) checkpoint index of each kept head
+  Attention* attention = nullptr;  // for h_l heads; null when h_l = 0
 };
+
+// Hugging Face's prune_heads on one layer's weights: keeps the rows of Q, K
+// and V and the columns of the output projection of `kept` heads.
+void PruneLayer(const std::vector<int>& kept, int64_t h, int64_t d,
+                LayerWeights* lw) {
+  const int64_t a = int64_t(kept.size()) * d;
+  std::vector<float> qkv_w(3 * a * h), qkv_b(3 * a), out_w(h * a);
+  for (int64_t part = 0; part < 3; ++part) {
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const int64_t from = part * h + kept[k] * d;  // first row of the head
+      const int64_t to = part * a + int64_t(k) * d;
+      std::copy_n(&lw->qkv_weight[from * h], d * h, &qkv_w[to * h]);
+      std::copy_n(&lw->qkv_bias[from], d, &qkv_b[to]);
+    }
+  }
+  for (int64_t row = 0; row < h; ++row) {
+    for (size_t k = 0; k < kept.size(); ++k) {
+      std::copy_n(&lw->out_weight[row * h + kept[k] * d], d,
+                  &out_w[row * a + int64_t(k) * d]);
+    }
+  }
+  lw->qkv_weight = std::move(qkv_w);
+  lw->qkv_bias = std::move(qkv_b);
+  lw->out_weight = std::move(out_w);
+}
+
+// The pruned (layer, head) pairs as an (L, H) mask; InvalidArgument names a
+// pair out of range or given twice.
+absl::StatusOr<std::vector<uint8_t>> PruneMask(
+    const std::vector<std::pair<int, int>>& heads, const ModelConfig& c) {
+  std::vector<uint8_t> mask(size_t(c.num_layers) * c.num_heads, 0);
+  for (const auto& [layer, head] : heads) {
+    if (layer < 0 || layer >= c.num_layers || head < 0 || head >= c.num_heads) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prune_heads: %d:%d is not a head of this model (layers [0, %d), "
+          "heads [0, %d))",
+          layer, head, c.num_layers, c.num_heads));
+    }
+    uint8_t& m = mask[size_t(layer) * c.num_heads + head];
+    if (m) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("prune_heads: %d:%d is given twice", layer, head));
+    }
+    m = 1;
+  }
+  return mask;
+}
 
 // Resizes only upward so the request path stops allocating after warm-up.
 void Grow(std::vector<float>* v, size_t n) {
@@ -75,11 +131,12 @@ struct Encoder::Impl {
       weights;  // embeddings and pooler stay host-side; layers moved out
   std::vector<PackedLayer> layers;
   std::unique_ptr<LayerNorm> layer_norm;
-  std::unique_ptr<Attention> attention;
+  // One attention core per head count that a layer has (one unless pruned).
+  std::map<int, std::unique_ptr<Attention>> attention;
 
   std::vector<float> x;        // (rows, H) hidden states of the packed tokens
-  std::vector<float> qkv;      // (rows, 3H) fused projections
-  std::vector<float> ctx_buf;  // (rows, H) attention context, heads merged
+  std::vector<float> qkv;      // (rows, 3A) fused projections
+  std::vector<float> ctx_buf;  // (rows, A) attention context, heads merged
   std::vector<float> inter;    // (rows, I) FFN intermediate
   std::vector<float> probs;    // (n, heads, t, t) one group's attention
 
@@ -111,24 +168,47 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   auto impl = std::make_unique<Impl>();
   impl->config = c;
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
-  // One set of primitives per layer shape, shared by all layers.
+  const int64_t d = c.head_size();
+  ASSIGN_OR_RETURN(info.pruned, PruneMask(options.prune_heads, c));
+  // One set of primitives per layer shape, shared by all layers of it (one
+  // shape per kind unless pruning leaves layers with different head counts).
   DnnlContext* ctx = &impl->ctx;
+  std::map<std::tuple<int64_t, int64_t, bool, bool>,
+           std::shared_ptr<LinearKernels>>
+      shapes;
   auto kernels = [&](int64_t n, int64_t k, bool gelu, bool residual) {
-    return std::make_shared<LinearKernels>(
-        ctx, n, k, LinearSpec{gelu, residual, options.precision});
+    auto& slot = shapes[{n, k, gelu, residual}];
+    if (slot == nullptr) {
+      slot = std::make_shared<LinearKernels>(
+          ctx, n, k, LinearSpec{gelu, residual, options.precision});
+    }
+    return slot;
   };
-  const auto qkv = kernels(3 * h, h, false, false);
-  const auto out = kernels(h, h, false, true);
   const auto ffn1 = kernels(inter, h, true, false);
   const auto ffn2 = kernels(h, inter, false, true);
   // Each layer is packed as soon as it is read and its host copy dropped, so
   // loading never holds two copies of the model.
-  auto pack = [&](int, LayerWeights& lw) -> absl::Status {
+  auto pack = [&](int l, LayerWeights& lw) -> absl::Status {
     PackedLayer p;
-    ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
-                                           3 * h, h, qkv->spec(), qkv));
-    ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
-                                           h, out->spec(), out));
+    for (int head = 0; head < c.num_heads; ++head) {
+      if (!info.IsPruned(l, head)) p.heads.push_back(head);
+    }
+    const int64_t a = int64_t(p.heads.size()) * d;
+    if (a != h) PruneLayer(p.heads, h, d, &lw);
+    if (a > 0) {
+      const auto qkv = kernels(3 * a, h, false, false);
+      const auto out = kernels(h, a, false, true);
+      ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
+                                             3 * a, h, qkv->spec(), qkv));
+      ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
+                                             a, out->spec(), out));
+      auto& core = impl->attention[int(p.heads.size())];
+      if (core == nullptr) {
+        core = std::make_unique<Attention>(ctx, int(p.heads.size()), int(d));
+      }
+      p.attention = core.get();
+    }
+    p.out_bias = std::move(lw.out_bias);
     ASSIGN_OR_RETURN(p.ffn1, Linear::Create(ctx, lw.ffn1_weight, lw.ffn1_bias,
                                             inter, h, ffn1->spec(), ffn1));
     ASSIGN_OR_RETURN(p.ffn2, Linear::Create(ctx, lw.ffn2_weight, lw.ffn2_bias,
@@ -151,8 +231,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   ASSIGN_OR_RETURN(info.default_pooling, ReadDefaultPooling(dir));
   impl->layer_norm =
       std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
-  impl->attention =
-      std::make_unique<Attention>(&impl->ctx, c.num_heads, c.head_size());
+  for (const PackedLayer& p : impl->layers) {
+    info.heads_per_layer.push_back(int(p.heads.size()));
+  }
   // The host copies of the layer weights were freed after packing, but glibc
   // keeps freed heap pages mapped; give them back so RSS shows the model.
   malloc_trim(0);
@@ -189,8 +270,10 @@ void Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
 absl::Status Encoder::Impl::SelfAttention(
     int l, absl::Span<const SequenceTask> tasks, const Packing& packing,
     std::vector<SequenceOutput>* outputs) {
-  const int64_t h = config.hidden_size, heads = config.num_heads;
-  const int64_t d = config.head_size();
+  const PackedLayer& layer = layers[l];
+  const int64_t all_heads = config.num_heads, d = config.head_size();
+  const int64_t heads = layer.heads.size();  // h_l, after pruning
+  const int64_t a = heads * d;               // row width of ctx_buf
   const std::vector<size_t>& order = packing.order;
   // Groups of equal-length sequences (order is by length), cut so one
   // group's (n, heads, t, t) probabilities fit the scratch.
@@ -209,8 +292,8 @@ absl::Status Encoder::Impl::SelfAttention(
     while (n * 2 <= int64_t(end - g)) n *= 2;
     Grow(&probs, n * heads * t * t);
     const int64_t row = packing.row_of[order[g]];
-    RETURN_IF_ERROR(attention->Run(n, t, &qkv[row * 3 * h], probs.data(),
-                                   &ctx_buf[row * h]));
+    RETURN_IF_ERROR(layer.attention->Run(n, t, &qkv[row * 3 * a], probs.data(),
+                                         &ctx_buf[row * a]));
     ctx.stream.wait();
     for (int64_t s = 0; s < n; ++s) {
       const size_t i = order[g + s];
@@ -218,17 +301,22 @@ absl::Status Encoder::Impl::SelfAttention(
       const auto& wanted = task.attention_layers;
       auto pos = std::lower_bound(wanted.begin(), wanted.end(), l);
       if (pos != wanted.end() && *pos == l) {
-        const int64_t block = heads * t * t;  // (heads, t, t)
-        std::memcpy(&(*outputs)[i].attention[(pos - wanted.begin()) * block],
-                    &probs[s * block], block * sizeof(float));
+        // (all heads, t, t) in the checkpoint's numbering; pruned stay 0.
+        float* dst =
+            &(*outputs)[i]
+                 .attention[(pos - wanted.begin()) * all_heads * t * t];
+        for (int64_t k = 0; k < heads; ++k) {
+          std::memcpy(dst + layer.heads[k] * t * t,
+                      &probs[(s * heads + k) * t * t], t * t * sizeof(float));
+        }
       }
       if (task.head_mask.empty()) continue;
       // Zeroing a head's context equals zeroing its probabilities before ·V
       // (Hugging Face's head_mask); the maps above stay unmasked.
-      for (int64_t hh = 0; hh < heads; ++hh) {
-        if (!task.head_mask[l * heads + hh]) continue;
+      for (int64_t k = 0; k < heads; ++k) {
+        if (!task.head_mask[l * all_heads + layer.heads[k]]) continue;
         for (int64_t r = 0; r < t; ++r) {
-          std::fill_n(&ctx_buf[(packing.row_of[i] + r) * h + hh * d], d, 0.f);
+          std::fill_n(&ctx_buf[(packing.row_of[i] + r) * a + k * d], d, 0.f);
         }
       }
     }
@@ -257,6 +345,27 @@ void Encoder::Impl::Collect(absl::Span<const SequenceTask> tasks,
                                weights.pooler_weight, weights.pooler_bias);
     }
   }
+}
+
+int ModelInfo::pruned_count() const {
+  return int(std::count(pruned.begin(), pruned.end(), 1));
+}
+
+absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
+    absl::string_view text) {
+  std::vector<std::pair<int, int>> heads;
+  for (absl::string_view part :
+       absl::StrSplit(text, absl::ByAnyChar(", "), absl::SkipEmpty())) {
+    std::vector<absl::string_view> lh = absl::StrSplit(part, ':');
+    int layer, head;
+    if (lh.size() != 2 || !absl::SimpleAtoi(lh[0], &layer) ||
+        !absl::SimpleAtoi(lh[1], &head)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prune_heads: \"%s\" is not LAYER:HEAD (e.g. 2:5)", part));
+    }
+    heads.emplace_back(layer, head);
+  }
+  return heads;
 }
 
 absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
@@ -319,6 +428,13 @@ absl::Status CheckTask(const SequenceTask& task, size_t index,
                                task.head_mask.size(),
                                c.num_layers * c.num_heads));
   }
+  for (size_t k = 0; k < task.head_mask.size(); ++k) {
+    if (task.head_mask[k] && info.pruned[k]) {
+      return bad(absl::StrFormat(
+          "head_mask masks layer %d head %d, which was pruned at load",
+          k / c.num_heads, k % c.num_heads));
+    }
+  }
   if ((task.pooling == PoolingMode::kPooler || task.want_pooler_output) &&
       !info.has_pooler) {
     return bad("the checkpoint has no pooler weights");
@@ -350,14 +466,24 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
   m.Embed(tasks, packing);
   RETURN_IF_ERROR(m.layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
                                     m.weights.emb_ln_beta));
+  const int64_t h = m.config.hidden_size;
   for (int l = 0; l < m.config.num_layers; ++l) {
     PackedLayer& layer = m.layers[l];
-    // qkv = x·W_qkvᵀ + b                                (tokens, 3H)
-    RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
-    // ctx = softmax(Q·Kᵀ/√d)·V, heads merged            (tokens, H)
-    RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
-    // x += ctx·W_oᵀ + b_o; x = LayerNorm(x)
-    RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
+    if (layer.qkv != nullptr) {
+      // qkv = x·W_qkvᵀ + b                              (tokens, 3A)
+      RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
+      // ctx = softmax(Q·Kᵀ/√d)·V, heads merged          (tokens, A)
+      RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
+      // x += ctx·W_oᵀ + b_o
+      RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
+    } else {
+      // Every head pruned: the attention block adds only its bias.
+      m.ctx.stream.wait();
+      for (int64_t r = 0; r < tokens; ++r) {
+        for (int64_t c = 0; c < h; ++c) x[r * h + c] += layer.out_bias[c];
+      }
+    }
+    // x = LayerNorm(x)
     RETURN_IF_ERROR(
         m.layer_norm->Run(rows, x, layer.ln1_gamma, layer.ln1_beta));
     // inter = GELU(x·W_1ᵀ + b_1)                         (tokens, I)

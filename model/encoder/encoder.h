@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,7 +25,18 @@ namespace attnserve {
 struct EncoderOptions {
   Precision precision =
       Precision::kFloat32;  // compute precision of the matmuls
+  // Heads removed at load, as (layer, head) in the checkpoint's numbering:
+  // their rows of Q, K and V and their columns of the output projection are
+  // dropped from the weights (Hugging Face's prune_heads), so the QKV and
+  // output matmuls shrink. A layer left with no head keeps only the output
+  // bias. Empty = none.
+  std::vector<std::pair<int, int>> prune_heads;
 };
+
+// "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
+// names the part that is not LAYER:HEAD. Ranges are checked by Load.
+absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
+    absl::string_view text);
 
 // What the loader found; immutable after Load.
 struct ModelInfo {
@@ -34,6 +46,19 @@ struct ModelInfo {
   bool has_pooler = false;
   PoolingMode default_pooling = PoolingMode::kCls;
   Precision precision = Precision::kFloat32;
+  // After EncoderOptions::prune_heads. Head indices everywhere (maps,
+  // head_mask, RankHeads) keep the checkpoint's numbering.
+  // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
+  std::vector<int> heads_per_layer;  // (L) heads each layer still has
+  std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
+  bool IsPruned(int layer, int head) const {
+    return !pruned.empty() &&
+           pruned[size_t(layer) * config.num_heads + head] != 0;
+  }
+  int HeadsIn(int layer) const {
+    return heads_per_layer.empty() ? config.num_heads : heads_per_layer[layer];
+  }
+  int pruned_count() const;
 };
 
 // Checks one sequence's ids against `config`: 1 ≤ T ≤ max_position_embeddings,
@@ -57,9 +82,10 @@ class Encoder {
   const ModelInfo& info() const { return info_; }
 
   // Runs all `tasks` as one batch: real tokens are packed (no padding in the
-  // linear layers), attention runs per sequence. Returns one output per task.
-  // InvalidArgument for an out-of-range id or bad shape; never crashes on
-  // input.
+  // linear layers), attention runs per sequence. Returns one output per task;
+  // the maps of pruned heads are zeros. InvalidArgument for an out-of-range
+  // id, a bad shape or a head_mask that masks a pruned head; never crashes
+  // on input.
   absl::StatusOr<std::vector<SequenceOutput>> Forward(
       absl::Span<const SequenceTask> tasks);
 

@@ -51,6 +51,10 @@ int64_t RankHeadsRunsPerSequence(const ModelConfig& c) {
   return 1 + int64_t{c.num_layers} * c.num_heads + c.num_layers;
 }
 
+int64_t RankHeadsRunsPerSequence(const ModelInfo& info) {
+  return RankHeadsRunsPerSequence(info.config) - info.pruned_count();
+}
+
 absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
     const ModelInfo& info, std::vector<RankSequence> sequences,
     PoolingMode pooling, const RankHeadsLimits& limits) {
@@ -84,7 +88,8 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
     RETURN_IF_ERROR(CheckSequence(sequences[s], s, c));
     total_tokens += sequences[s].token_ids.size();
   }
-  const int64_t runs = RankHeadsRunsPerSequence(c);
+  const int64_t runs = RankHeadsRunsPerSequence(info);
+  const int64_t heads_run = runs - 1 - n_layers;
   const int64_t work = total_tokens * runs;
   if (work > limits.max_ablation_tokens) {
     return absl::ResourceExhaustedError(absl::StrFormat(
@@ -92,9 +97,8 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
         "forward passes (each sequence runs %d times: unmasked, %d single "
         "heads, %d whole layers), more than the limit of %d; send fewer or "
         "shorter sequences, at most %d tokens in all for this model",
-        sequences.size(), total_tokens, work, runs, n_layers * n_heads,
-        n_layers, limits.max_ablation_tokens,
-        limits.max_ablation_tokens / runs));
+        sequences.size(), total_tokens, work, runs, heads_run, n_layers,
+        limits.max_ablation_tokens, limits.max_ablation_tokens / runs));
   }
 
   RankHeadsJob job;
@@ -104,6 +108,9 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
   job.heads_ = n_heads;
   job.hidden_ = c.hidden_size;
   job.runs_ = runs;
+  for (int64_t k = 0; k < n_layers * n_heads; ++k) {
+    if (!info.IsPruned(k / n_heads, k % n_heads)) job.kept_.push_back(k);
+  }
   job.n_tasks_ = int64_t(sequences.size()) * runs;
   job.ablation_tokens_ = work;
   job.reference_.resize(sequences.size());
@@ -115,7 +122,8 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
 
 std::vector<SequenceTask> RankHeadsJob::NextPass() {
   // Task k is run r = k mod runs of sequence k / runs: r = 0 unmasked,
-  // 1..L·H head r−1 (layer-major), then the L whole layers.
+  // 1..K kept head r−1 (layer-major), then the L whole layers (their kept
+  // heads).
   std::vector<SequenceTask> pass;
   int64_t tokens = 0;
   for (int64_t k = added_; k < n_tasks_; ++k) {
@@ -129,11 +137,14 @@ std::vector<SequenceTask> RankHeadsJob::NextPass() {
     task.pooling = pooling_;
     if (r > 0) {
       task.head_mask.assign(layers_ * heads_, 0);  // (L, H)
-      if (r <= layers_ * heads_) {
-        task.head_mask[r - 1] = 1;
+      const int64_t kept = kept_.size();
+      if (r <= kept) {
+        task.head_mask[kept_[r - 1]] = 1;
       } else {
-        std::fill_n(&task.head_mask[(r - 1 - layers_ * heads_) * heads_],
-                    heads_, 1);
+        const int64_t layer = r - 1 - kept;
+        for (int64_t k : kept_) {
+          if (k / heads_ == layer) task.head_mask[k] = 1;
+        }
       }
     }
     pass.push_back(std::move(task));
@@ -169,10 +180,11 @@ absl::Status RankHeadsJob::AddResults(
       continue;
     }
     const double d = CosineDistance(embedding, reference_[s]);
-    if (r <= layers_ * heads_) {
-      head_sum_[r - 1] += d;
+    const int64_t kept = kept_.size();
+    if (r <= kept) {
+      head_sum_[kept_[r - 1]] += d;
     } else {
-      layer_sum_[r - 1 - layers_ * heads_] += d;
+      layer_sum_[r - 1 - kept] += d;
     }
   }
   added_ = pass_end_;
@@ -187,10 +199,11 @@ absl::StatusOr<HeadRanking> RankHeadsJob::Result() const {
   }
   HeadRanking ranking;
   const double n_seq = sequences_.size();
+  for (int64_t k : kept_) {
+    ranking.heads.push_back(
+        {int(k / heads_), int(k % heads_), head_sum_[k] / n_seq});
+  }
   for (int l = 0; l < layers_; ++l) {
-    for (int h = 0; h < heads_; ++h) {
-      ranking.heads.push_back({l, h, head_sum_[l * heads_ + h] / n_seq});
-    }
     ranking.layers.push_back({l, -1, layer_sum_[l] / n_seq});
   }
   SortByImportance(&ranking.heads);

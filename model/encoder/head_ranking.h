@@ -45,7 +45,7 @@ struct HeadImportance {
 };
 
 struct HeadRanking {
-  std::vector<HeadImportance> heads;   // (L·H) most important first
+  std::vector<HeadImportance> heads;   // (heads not pruned) most important first
   std::vector<HeadImportance> layers;  // (L) most important first
   // Ties keep (layer, head) order. What was run:
   int64_t forward_passes = 0;   // Forward calls
@@ -56,6 +56,8 @@ struct HeadRanking {
 // each head masked alone, with each whole layer masked (1 + L·H + L). A
 // request's work, in tokens of forward passes, is this times its tokens.
 int64_t RankHeadsRunsPerSequence(const ModelConfig& config);
+// The same for a loaded model: its pruned heads are not run (1 + kept + L).
+int64_t RankHeadsRunsPerSequence(const ModelInfo& info);
 
 // The ablations of one request as a job the caller runs pass by pass, so a
 // server can validate on its request thread (Create reads only ModelInfo)
@@ -68,8 +70,9 @@ int64_t RankHeadsRunsPerSequence(const ModelConfig& config);
 //   }
 //   ASSIGN_OR_RETURN(HeadRanking ranking, job.Result());
 //
-// Per sequence it makes 1 unmasked task, L·H tasks with one head masked and
-// L tasks with one whole layer masked, in that order (each sequence's
+// Per sequence it makes 1 unmasked task, a task per head with that head
+// masked (heads pruned at load are left out: they are not in the ranking)
+// and L tasks with one whole layer masked, in that order (each sequence's
 // unmasked output arrives before its ablations).
 // Threads: a job belongs to one thread at a time; it shares nothing.
 class RankHeadsJob {
@@ -108,7 +111,8 @@ class RankHeadsJob {
   PoolingMode pooling_ = PoolingMode::kMean;
   int64_t tokens_per_pass_ = 0;
   int64_t layers_ = 0, heads_ = 0, hidden_ = 0;
-  int64_t runs_ = 0;     // tasks per sequence: 1 + L·H + L
+  std::vector<int64_t> kept_;  // (heads not pruned) index layer·H + head
+  int64_t runs_ = 0;     // tasks per sequence: 1 + kept + L
   int64_t n_tasks_ = 0;  // sequences · runs
   int64_t ablation_tokens_ = 0;
   int64_t added_ = 0;     // tasks whose outputs were added
