@@ -4,11 +4,14 @@
 // Exit status: 0 on success; 1 when a call fails ("attnctl: CODE: message"
 // on stderr, CODE as in google.rpc.Code, and nothing on stdout); 2 on a bad
 // command line, or a --ca/--cert/--key/--token-file that cannot be read.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "client/bench.h"
 #include "client/channel.h"
 #include "client/cli.h"
 #include "client/commands.h"
@@ -35,8 +38,12 @@ int main(int argc, char** argv) {
   auto stub = attnserve::v1::Encoder::NewStub(
       attnserve::client::Connect(flags->channel));
   std::string out;
+  // bench makes its own channels; its progress line only on a terminal.
   const absl::Status status =
-      attnserve::client::RunCommand(*flags, *stub, &out);
+      flags->command == "bench"
+          ? attnserve::client::RunBench(
+                *flags, isatty(STDERR_FILENO) ? stderr : nullptr, &out)
+          : attnserve::client::RunCommand(*flags, *stub, &out);
   if (status.ok()) std::fputs(out.c_str(), stdout);
   if (!status.ok()) {
     std::fprintf(stderr, "attnctl: %s: %s\n",

@@ -24,12 +24,22 @@ absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag,
 }  // namespace
 
 std::string ServiceConfigJson(const ChannelOptions& options) {
+  // gRPC refuses a retryPolicy with maxAttempts < 2 (and then every call
+  // fails INVALID_ARGUMENT), so one attempt means no policy at all.
+  if (options.max_attempts < 2) {
+    return absl::StrFormat(
+        R"({"loadBalancingConfig": [{"%s": {}}],)"
+        R"( "healthCheckConfig": {"serviceName": "%s"}})",
+        options.load_balancing, v1::Encoder::service_full_name());
+  }
   // Backoff: 50 ms doubling to 1 s, so five attempts span ~0.75 s, about the
   // time a Kubernetes endpoint update takes to reach a client's resolver.
+  // The Open Inference Protocol's calls are idempotent too.
   return absl::StrFormat(
       R"({"loadBalancingConfig": [{"%s": {}}],)"
       R"( "healthCheckConfig": {"serviceName": "%s"},)"
-      R"( "methodConfig": [{"name": [{"service": "%s"}],)"
+      R"( "methodConfig": [{"name": [{"service": "%s"},)"
+      R"( {"service": "inference.GRPCInferenceService"}],)"
       R"( "retryPolicy": {"maxAttempts": %d, "initialBackoff": "0.05s",)"
       R"( "maxBackoff": "1s", "backoffMultiplier": 2,)"
       R"( "retryableStatusCodes": ["UNAVAILABLE"]}}]})",
@@ -39,6 +49,7 @@ std::string ServiceConfigJson(const ChannelOptions& options) {
 
 std::shared_ptr<grpc::Channel> Connect(const ChannelOptions& options) {
   grpc::ChannelArguments args;
+  if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(-1);
   args.SetServiceConfigJSON(ServiceConfigJson(options));
   if (!options.tls) {

@@ -26,6 +26,10 @@ namespace attnserve::client {
 
 struct ChannelOptions {
   std::string target = "localhost:50051";
+  // A connection of this channel's own (attnctl bench: one per worker).
+  // Otherwise gRPC shares one TCP connection among channels to one address
+  // made with equal arguments.
+  bool own_connection = false;
   // "round_robin" (spread calls over every address of the target) or
   // "pick_first" (one connection, gRPC's own default).
   std::string load_balancing = "round_robin";

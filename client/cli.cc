@@ -28,6 +28,11 @@ Usage:
   attnctl heads TEXT... [--top N] [--layers L] [--no-rank]
   attnctl attention TEXT --html OUT.html [--layers L] [--heads H] [--rank]
   attnctl prune-curve TEXT... [--pooling P] [--step N] [--html OUT.html]
+  attnctl bench [TEXT... | --ids IDS... | --tokens T] [--rpc R] [--batch B]
+                [--concurrency N] [--connections C]
+                [--duration S | --requests N] [--stream] [--json]
+                [--attention] [--layers L] [--heads H] [--fp16] [--hidden]
+                [--pooling P] [--normalize] [--mask M]
 
 Commands:
   info        The served model (GetModelInfo).
@@ -51,6 +56,11 @@ Commands:
               the fraction of heads kept, and the cosine of the pooled
               output against the unmasked one (Michel et al. 2019: many
               heads can go at test time; this measures it for your model).
+  bench       Load generator: --concurrency workers, each keeping one call
+              in flight, for --duration or --requests calls, with a live
+              progress line on stderr; then requests, sequences and tokens
+              per second, latency p50/p90/p99/max of the OK calls, and the
+              count of each status code (--json: one JSON object).
 
 Input:
   TEXT                 text tokenized by the server (quote it); several
@@ -83,6 +93,25 @@ Outputs:
                        24 steps)
   --html=FILE          attention, prune-curve: write the HTML page to FILE
   --json               print the response as JSON (tensors as nested values)
+
+Bench:
+  --rpc=encode|tokenize|oip   what each call is: Encode (default), Tokenize,
+                       or the Open Inference Protocol's ModelInfer (input_ids
+                       or text in; embedding, --hidden's last_hidden_state,
+                       --attention's attentions out)
+  --concurrency=N      workers, each with one call in flight (default 1)
+  --connections=C      channels (each its own HTTP/2 connection) the workers
+                       share in turn (default: one per worker)
+  --duration=S         seconds to run (default 10)
+  --requests=N         run N calls in all instead
+  --batch=B            sequences per call (default 1); TEXTs and --ids are
+                       used in turn
+  --tokens=T           synthetic sequences of T tokens: [CLS], random ids of
+                       the model's vocab, [SEP] (the default when no TEXT
+                       or --ids is given: T = 128, or the model's max
+                       positions if fewer)
+  --stream             encode over EncodeStream: one stream per worker, one
+                       message in flight on each
 
 Connection:
   --target=TARGET      server address (default localhost:50051), or any gRPC
@@ -167,9 +196,39 @@ absl::StatusOr<v1::Pooling> ParsePooling(absl::string_view name) {
       absl::StrCat("--pooling=", name, ": use cls, mean, pooler or none"));
 }
 
-constexpr const char* kCommands[] = {"info",       "tokenize", "encode",
-                                     "similarity", "heads",    "attention",
-                                     "prune-curve"};
+constexpr const char* kCommands[] = {"info",        "tokenize", "encode",
+                                     "similarity",  "heads",    "attention",
+                                     "prune-curve", "bench"};
+
+// Whether any bench flag differs from its default.
+bool BenchFlagsGiven(const BenchFlags& b) {
+  const BenchFlags d;
+  return b.rpc != d.rpc || b.concurrency != d.concurrency ||
+         b.connections != d.connections ||
+         b.duration_seconds != d.duration_seconds || b.requests != d.requests ||
+         b.batch != d.batch || b.tokens != d.tokens || b.stream != d.stream;
+}
+
+absl::Status CheckBench(const Flags& f) {
+  const BenchFlags& b = f.bench;
+  if (b.tokens > 0 && (!f.texts.empty() || !f.ids.empty())) {
+    return Usage("bench: give --tokens or TEXT/--ids, not both");
+  }
+  if (b.duration_seconds > 0 && b.requests > 0) {
+    return Usage("bench: give --duration or --requests, not both");
+  }
+  if (b.stream && b.rpc != "encode") {
+    return Usage("bench: --stream goes with --rpc encode (EncodeStream)");
+  }
+  if (b.rpc == "tokenize" &&
+      (f.attention || f.hidden || f.pooling != v1::POOLING_UNSPECIFIED ||
+       f.normalize || !f.mask.empty())) {
+    return Usage(
+        "bench --rpc tokenize takes no --attention/--layers/--heads/--fp16/"
+        "--hidden/--pooling/--normalize/--mask");
+  }
+  return absl::OkStatus();
+}
 
 // Checks that the flags make sense for the command.
 absl::Status Check(const Flags& f) {
@@ -197,26 +256,31 @@ absl::Status Check(const Flags& f) {
                               absl::StrJoin(commands, ", "), ")"));
   };
   for (const absl::Status& s :
-       {only(!f.html.empty(), "--html", {"attention", "prune-curve"}),
+       {only(BenchFlagsGiven(f.bench),
+             "--rpc/--concurrency/--connections/--duration/--requests/"
+             "--batch/--tokens/--stream",
+             {"bench"}),
+        only(!f.html.empty(), "--html", {"attention", "prune-curve"}),
         only(f.no_rank, "--no-rank", {"heads", "attention"}),
         only(f.rank, "--rank", {"attention"}),
         only(f.step != 0, "--step", {"prune-curve"}),
         only(f.top != 0, "--top", {"heads", "encode", "attention"}),
         only(!f.query_words.empty() || !f.query_positions.empty(),
              "--query/--query-positions", {"encode", "attention"}),
-        only(f.hidden, "--hidden", {"encode"}),
-        only(f.fp16, "--fp16", {"encode", "attention"}),
+        only(f.hidden, "--hidden", {"encode", "bench"}),
+        only(f.fp16, "--fp16", {"encode", "attention", "bench"}),
         only(f.attention, "--attention/--layers/--heads",
-             {"encode", "heads", "attention"}),
+             {"encode", "heads", "attention", "bench"}),
         only(f.pooling != v1::POOLING_UNSPECIFIED, "--pooling",
-             {"encode", "similarity", "heads", "prune-curve"}),
-        only(f.normalize, "--normalize", {"encode", "similarity", "heads"}),
+             {"encode", "similarity", "heads", "prune-curve", "bench"}),
+        only(f.normalize, "--normalize",
+             {"encode", "similarity", "heads", "bench"}),
         only(!f.mask.empty(), "--mask",
-             {"encode", "similarity", "heads", "attention"}),
+             {"encode", "similarity", "heads", "attention", "bench"}),
         only(!f.pair.empty() || f.truncate || text || ids,
              "TEXT/--ids/--pair/--truncate",
              {"tokenize", "encode", "similarity", "heads", "attention",
-              "prune-curve"})}) {
+              "prune-curve", "bench"})}) {
     if (!s.ok()) return s;
   }
   if (c == "tokenize" && !text) {
@@ -247,6 +311,9 @@ absl::Status Check(const Flags& f) {
   if (f.cert_file.empty() != f.key_file.empty()) {
     return Usage("--cert and --key go together (a client certificate)");
   }
+  if (c == "bench") {
+    if (absl::Status s = CheckBench(f); !s.ok()) return s;
+  }
   // Proto strings must be UTF-8: say where the input is not, rather than
   // letting the send fail.
   for (size_t t = 0; t < f.texts.size() + 1; ++t) {
@@ -272,9 +339,12 @@ absl::Status Check(const Flags& f) {
 absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   Flags f;
   const std::vector<std::string> with_value = {
-      "target",          "timeout", "model", "ids",     "type-ids", "lb",
-      "retries",         "layers",  "heads", "pooling", "pair",     "query",
-      "query-positions", "mask",    "top",   "html",    "step"};
+      "target", "timeout", "model", "ids", "type-ids", "lb", "retries",
+      "layers", "heads", "pooling", "pair", "query", "query-positions", "mask",
+      "top", "html", "step",
+      // bench
+      "rpc", "concurrency", "connections", "duration", "requests", "batch",
+      "tokens"};
   // TLS and token flags (client/channel.h).
   const std::vector<std::string> security_with_value = {
       "ca", "cert", "key", "server-name", "token-file"};
@@ -419,6 +489,38 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       f.token_file = *value;
     } else if (name == "verbose") {
       f.verbose = true;
+    } else if (name == "rpc") {
+      if (*value != "encode" && *value != "tokenize" && *value != "oip") {
+        return Usage(absl::StrCat("--rpc: \"", *value,
+                                  "\" is not encode, tokenize or oip"));
+      }
+      f.bench.rpc = *value;
+    } else if (name == "concurrency" || name == "connections" ||
+               name == "batch" || name == "tokens") {
+      int v = 0;
+      if (!absl::SimpleAtoi(*value, &v) || v <= 0 || v > 100000) {
+        return Usage(absl::StrCat("--", name, ": \"", *value,
+                                  "\" is not a positive integer"));
+      }
+      (name == "concurrency"   ? f.bench.concurrency
+       : name == "connections" ? f.bench.connections
+       : name == "batch"       ? f.bench.batch
+                               : f.bench.tokens) = v;
+    } else if (name == "requests") {
+      if (!absl::SimpleAtoi(*value, &f.bench.requests) ||
+          f.bench.requests <= 0) {
+        return Usage(absl::StrCat("--requests: \"", *value,
+                                  "\" is not a positive integer"));
+      }
+    } else if (name == "duration") {
+      std::string v(absl::StripSuffix(*value, "s"));
+      if (!absl::SimpleAtod(v, &f.bench.duration_seconds) ||
+          !(f.bench.duration_seconds > 0)) {
+        return Usage(absl::StrCat("--duration: \"", *value,
+                                  "\" is not a positive number of seconds"));
+      }
+    } else if (name == "stream") {
+      f.bench.stream = true;
     } else {
       return Usage(absl::StrCat("unknown flag --", name));
     }

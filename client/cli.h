@@ -18,10 +18,24 @@ namespace attnserve::client {
 
 extern const char kUsage[];
 
+// attnctl bench: what load to generate (client/bench.h runs it).
+struct BenchFlags {
+  std::string rpc = "encode";  // --rpc: encode, tokenize or oip (ModelInfer)
+  int concurrency = 1;  // --concurrency: workers, one call in flight each
+  int connections = 0;  // --connections: channels; 0 = one per worker
+  double duration_seconds = 0;  // --duration; 0 and no --requests: 10 s
+  int64_t requests = 0;         // --requests: total calls instead
+  int batch = 1;                // --batch: sequences per call
+  int tokens = 0;  // --tokens: synthetic ids per sequence ([CLS] ... [SEP]);
+                   // 0 = the TEXT/--ids given, else 128 (at most the
+                   // model's max positions)
+  bool stream = false;  // --stream: EncodeStream, one stream per worker
+};
+
 struct Flags {
   bool help = false;    // -h, --help, help: print kUsage
   std::string command;  // info tokenize encode similarity heads attention
-                        // prune-curve
+                        // prune-curve bench
 
   // Input: positional texts, or token ids (not both).
   std::vector<std::string> texts;         // one sequence each
@@ -63,6 +77,8 @@ struct Flags {
   int step = 0;          // prune-curve: heads per step (0 = about 24 steps)
   std::string html;      // attention, prune-curve: write the page here
   bool json = false;
+
+  BenchFlags bench;  // attnctl bench only
 };
 
 // Parses argv[1..] (so `args` excludes the program name). INVALID_ARGUMENT

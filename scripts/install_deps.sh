@@ -22,8 +22,11 @@ case "${1:-}" in
   --unit-test) packages+=(libgtest-dev libgmock-dev googletest openssl curl) ;;
   # python3-yaml: docker/k8s_test.sh parses the deploy manifests. prometheus:
   # promtool and a real Prometheus for the metrics tests (they skip without).
+  # python3-venv, -pip (and the python3-wheel it brings: pip then builds
+  # client/python offline), -pytest, -protobuf: client/python/run_tests.sh.
   --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
-                     python3-yaml openssl curl prometheus
+                     python3-yaml openssl curl prometheus python3-venv python3-pip
+                     python3-pytest python3-protobuf
                      # scripts/sanitize.sh and scripts/fuzz.sh: clang-14 with its
                      # sanitizer and libFuzzer runtimes, llvm-symbolizer-14 (llvm-14)
                      clang-14 libclang-rt-14-dev llvm-14) ;;

@@ -553,6 +553,16 @@ TEST_F(AttnctlServerTest, AttentionWritesAPageThatRenders) {
   std::filesystem::remove_all(dir);
 }
 
+// --retries 0 is one attempt: a service config without a retry policy (gRPC
+// refuses maxAttempts 1, and every call would fail INVALID_ARGUMENT).
+TEST_F(AttnctlServerTest, EveryRetriesValueConnects) {
+  for (const char* retries : {"0", "1", "4"}) {
+    EXPECT_THAT(RunOk({"info", "--retries", retries}),
+                HasSubstr("model                    tiny_bert\n"))
+        << "--retries " << retries;
+  }
+}
+
 TEST_F(AttnctlServerTest, ServerErrorsKeepTheirCode) {
   std::string out;
   absl::Status s = Run({"encode", "the cat", "--layers", "7"}, &out);
