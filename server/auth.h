@@ -7,7 +7,7 @@
 // timing give a token away. Messages never echo what the client sent.
 //
 // Where it is checked: first thing in every handler of our services,
-// through CheckCallToken. gRPC 1.51 offers no better place that works on
+// through CheckCallToken (ServiceHooks::CheckToken, server/service_hooks.h). gRPC 1.51 offers no better place that works on
 // plaintext ports too: an AuthMetadataProcessor aborts on insecure
 // credentials, and a server interceptor cannot fail a call (see
 // server/call_interceptor.h). The standard health service stays open for

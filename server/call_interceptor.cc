@@ -72,7 +72,16 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
     record_.code = code;
     record_.duration = absl::Now() - record_.start;
     grpc::ServerContextBase* context = info_->server_context();
-    if (call_alive) record_.peer = context->peer();
+    if (call_alive) {
+      record_.peer = context->peer();
+      // The client went away (or its deadline passed) first: whatever the
+      // handler answers now, nobody receives it. Health's Watch answers a
+      // client's cancel with UNKNOWN "OnCancel()", which would read as a
+      // server error on every health-checking client's disconnect.
+      if (context->IsCancelled()) {
+        record_.code = grpc::StatusCode::CANCELLED;
+      }
+    }
     if (std::optional<CallWork> work = board_->Take(context)) {
       record_.has_work = true;
       record_.work = *work;

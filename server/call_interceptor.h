@@ -4,6 +4,9 @@
 // each finished call into a CallRecord for its observers (the metrics and the
 // access log).
 //
+// A call the client cancelled (or whose deadline passed) before the status
+// went out is recorded CANCELLED, whatever the handler answered.
+//
 // Handlers that do model work report it on a CallWorkBoard, keyed by the
 // call's server context, just before they Finish; the interceptor takes it
 // when the status goes out. That keeps the handlers free of metrics and

@@ -43,7 +43,9 @@ SequenceTask RandomTask(std::mt19937& rng, int length, bool loud) {
 }
 
 TEST_P(DeterminismTest, AloneAndBatchedGiveTheSameBits) {
-  auto encoder = Encoder::Load(*dir_, EncoderOptions{GetParam()});
+  EncoderOptions options;
+  options.precision = GetParam();
+  auto encoder = Encoder::Load(*dir_, options);
   ASSERT_TRUE(encoder.ok()) << encoder.status();
   std::mt19937 rng(5);
   std::vector<SequenceTask> pool;

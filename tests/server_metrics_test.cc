@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/metrics_testing.h"
@@ -239,6 +240,58 @@ TEST(MetricsTest, RefusedCallsAreCounted) {
   // The refused call computed nothing.
   EXPECT_EQ(Value(s, "attnserve_tokens_total", {{"method", kEncode}}),
             golden[1].length());
+}
+
+// A health-checking client (attnctl's channel is one) keeps a Watch stream
+// open and cancels it when it goes away; gRPC's health service answers that
+// cancel with UNKNOWN. Counted as what it is, CANCELLED, not a server error.
+TEST(MetricsTest, AClientsCancelIsCancelledNotAnError) {
+  std::unique_ptr<Server> server = StartServer(MetricsOptions());
+  ASSERT_NE(server, nullptr);
+  {
+    grpc::GenericStub stub(NewChannel(server->port()));
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    grpc::CompletionQueue cq;
+    auto step = [&cq](void* tag) {
+      void* got = nullptr;
+      bool ok = false;
+      while (cq.Next(&got, &ok)) {
+        if (got == tag) return ok;
+      }
+      return false;
+    };
+    int tags[4];
+    auto call = stub.PrepareCall(&context, "/grpc.health.v1.Health/Watch", &cq);
+    call->StartCall(&tags[0]);
+    ASSERT_TRUE(step(&tags[0]));
+    grpc::health::v1::HealthCheckRequest request;
+    call->Write(ToByteBuffer(request.SerializeAsString()), &tags[1]);
+    ASSERT_TRUE(step(&tags[1]));
+    grpc::ByteBuffer first;
+    call->Read(&first, &tags[2]);
+    ASSERT_TRUE(step(&tags[2]));  // SERVING
+    context.TryCancel();
+    grpc::Status status;
+    call->Finish(&status, &tags[3]);
+    step(&tags[3]);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  // The server learns of the cancel a moment after the client.
+  const std::string watch = "grpc.health.v1.Health/Watch";
+  std::vector<Sample> s;
+  for (int i = 0; i < 250; ++i) {
+    s = Scrape(server->metrics_port());
+    if (Value(s, "attnserve_inflight_requests") == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Requests(s, watch, "CANCELLED"), 1);
+  EXPECT_EQ(Requests(s, watch, "UNKNOWN"), 0);
 }
 
 TEST(MetricsTest, HealthzFollowsTheServingState) {
