@@ -42,8 +42,10 @@ using ::testing::HasSubstr;
 std::unique_ptr<Server> StartServerAt(const ServerOptions& options,
                                       const std::string& dir,
                                       Precision precision) {
+  EncoderOptions encoder_options;
+  encoder_options.precision = precision;
   absl::StatusOr<std::unique_ptr<Encoder>> encoder =
-      Encoder::Load(dir, EncoderOptions{precision});
+      Encoder::Load(dir, encoder_options);
   if (!encoder.ok()) {
     ADD_FAILURE() << "loading " << dir << ": " << encoder.status();
     return nullptr;
