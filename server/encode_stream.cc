@@ -2,22 +2,10 @@
 
 #include <utility>
 
+#include "server/deadline.h"
 #include "server/wire.h"
 
 namespace attnserve {
-namespace {
-
-// The client's stream deadline, or `fallback` from now when it set none.
-absl::Time MessageDeadline(const grpc::CallbackServerContext& context,
-                           absl::Duration fallback) {
-  const absl::Time now = absl::Now();
-  const absl::Time client = absl::FromChrono(context.deadline());
-  if (client > now + absl::Hours(24 * 365 * 10)) return now + fallback;
-  return client;
-}
-
-}  // namespace
-
 EncodeStreamReactor::EncodeStreamReactor(grpc::CallbackServerContext* context,
                                          EncodeStarter start, int max_in_flight,
                                          absl::Duration default_deadline,
@@ -99,7 +87,7 @@ void EncodeStreamReactor::OnReadDone(bool ok) {
   if (status.ok()) {
     std::shared_ptr<std::atomic<bool>> cancelled = cancelled_;
     status = start_(
-        std::move(request), MessageDeadline(*context_, default_deadline_),
+        std::move(request), RequestDeadline(*context_, default_deadline_),
         [cancelled] { return cancelled->load(); },
         [this, seq](absl::StatusOr<v1::EncodeResponse> response) {
           Answer(seq, response);

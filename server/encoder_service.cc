@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/call_record.h"
 #include "server/convert.h"
+#include "server/deadline.h"
 #include "server/encode_stream.h"
 #include "server/grpc_status.h"
 #include "server/validate.h"
@@ -29,16 +30,6 @@ v1::Pooling ToProtoPooling(PoolingMode mode) {
       return v1::POOLING_POOLER;
   }
   return v1::POOLING_UNSPECIFIED;
-}
-
-// The client's deadline, or `default_deadline` from now when it set none
-// (gRPC reports "none" as the far future).
-absl::Time RequestDeadline(const grpc::CallbackServerContext& context,
-                           absl::Duration default_deadline) {
-  const absl::Time now = absl::Now();
-  const absl::Time client = absl::FromChrono(context.deadline());
-  if (client > now + absl::Hours(24 * 365 * 10)) return now + default_deadline;
-  return client;
 }
 
 grpc::ServerUnaryReactor* FinishNow(CallTracker& calls,

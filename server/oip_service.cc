@@ -5,24 +5,12 @@
 #include <vector>
 
 #include "server/convert.h"
+#include "server/deadline.h"
 #include "server/grpc_status.h"
 #include "server/oip.h"
 #include "server/wire.h"
 
 namespace attnserve {
-namespace {
-
-// The client's deadline, or `fallback` from now when it set none.
-absl::Time Deadline(const grpc::CallbackServerContext& context,
-                    absl::Duration fallback) {
-  const absl::Time now = absl::Now();
-  const absl::Time client = absl::FromChrono(context.deadline());
-  if (client > now + absl::Hours(24 * 365 * 10)) return now + fallback;
-  return client;
-}
-
-}  // namespace
-
 OipService::OipService(ServedModel model, const ServerOptions& options,
                        Batcher* batcher, CompletionExecutor* completions,
                        ServiceHooks hooks)
@@ -115,7 +103,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
   Batcher::Request job;
   job.tasks = std::move(validated->tasks);
-  job.deadline = Deadline(*context, default_deadline_);
+  job.deadline = RequestDeadline(*context, default_deadline_);
   job.is_cancelled = [context] { return context->IsCancelled(); };
   struct Call {
     OipRequest oip;
