@@ -3,6 +3,7 @@
 // 40 positions, a 99-word vocab): the counts add up, the JSON parses, every
 // RPC kind runs.
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -111,31 +112,44 @@ TEST(BenchFormatTest, TextAndJson) {
 class BenchServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<Encoder>> encoder = Encoder::Load(kModelDir);
-    ASSERT_TRUE(encoder.ok()) << encoder.status();
-    auto tokenizer = LoadTokenizerFor(kModelDir, (*encoder)->info());
+    server_ = StartServer(Options()).release();
+  }
+  static ServerOptions Options() {
     ServerOptions options;
     options.address = "127.0.0.1:0";
     options.shutdown_grace = absl::Seconds(10);
+    options.log_requests = false;  // thousands of calls
+    return options;
+  }
+  static std::unique_ptr<Server> StartServer(const ServerOptions& options) {
+    absl::StatusOr<std::unique_ptr<Encoder>> encoder = Encoder::Load(kModelDir);
+    EXPECT_TRUE(encoder.ok()) << encoder.status();
+    if (!encoder.ok()) return nullptr;
+    auto tokenizer = LoadTokenizerFor(kModelDir, (*encoder)->info());
     absl::StatusOr<std::unique_ptr<Server>> server =
         Server::Start(options, *std::move(encoder), std::move(tokenizer));
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? *std::move(server) : nullptr;
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
 
-  // `attnctl bench args... --json` against the server: its status, and the
-  // parsed report.
+  void SetUp() override { ASSERT_NE(server_, nullptr); }
+
+  // `attnctl bench args... --json` against `server` (default: the suite's),
+  // with `token`: its status, and the parsed report.
   absl::Status Run(std::vector<std::string> args, nlohmann::json* report,
-                   FILE* progress = nullptr) {
+                   FILE* progress = nullptr, Server* server = nullptr,
+                   const std::string& token = "") {
     args.insert(args.begin(), "bench");
-    args.push_back(absl::StrCat("--target=127.0.0.1:", server_->port()));
+    args.push_back(absl::StrCat("--target=127.0.0.1:",
+                                (server ? server : server_)->port()));
     args.push_back("--json");
     absl::StatusOr<Flags> flags = ParseFlags(args);
     if (!flags.ok()) return flags.status();
+    flags->token = token;
     std::string out;
     absl::Status s = RunBench(*flags, progress, &out);
     if (s.ok()) *report = nlohmann::json::parse(out);
@@ -282,6 +296,31 @@ TEST_F(BenchServerTest, ABadRequestFailsBeforeTheRun) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   s = Run({"--requests", "5", "--model", "nope"}, &j);
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+}
+
+// Every call of the run carries the bearer token (--token-file or
+// $ATTNSERVE_TOKEN, read by LoadConnectionFiles into Flags::token).
+TEST_F(BenchServerTest, SendsTheToken) {
+  const std::string tokens = ::testing::TempDir() + "/bench_test_tokens.txt";
+  {
+    std::ofstream f(tokens);
+    f << "bench-token\n";
+  }
+  ServerOptions options = Options();
+  options.auth_tokens_file = tokens;
+  std::unique_ptr<Server> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  nlohmann::json j;
+  for (const char* rpc : {"encode", "tokenize", "oip"}) {
+    absl::Status s = Run({"--rpc", rpc, "--requests", "6", "--concurrency",
+                          "2", "--tokens", "8"},
+                         &j, nullptr, server.get(), "bench-token");
+    ASSERT_TRUE(s.ok()) << rpc << ": " << s;
+    EXPECT_EQ(j["status"], nlohmann::json({{"OK", 6}})) << rpc;
+  }
+  absl::Status s = Run({"--requests", "6"}, &j, nullptr, server.get());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  std::remove(tokens.c_str());
 }
 
 TEST(BenchUnreachableTest, FailsWithUnavailable) {
