@@ -3,6 +3,9 @@
 // lengths, or equal ones that share its attention group), in any order. The
 // server batches whatever is queued, so without this the same text would get
 // different answers under different load.
+#include <stdlib.h>
+
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,8 +23,18 @@ using ::attnserve::testing::SameBits;
 class DeterminismTest : public ::testing::TestWithParam<Precision> {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(::testing::TempDir() + "/determinism_model");
+    // A directory of this process's own: ctest runs each precision as a
+    // process of its own, at the same time, and a shared path raced (one
+    // read config.json while another rewrote it: "not a JSON object").
+    std::string dir = ::testing::TempDir() + "determinism_model.XXXXXX";
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    dir_ = new std::string(dir);
     ASSERT_TRUE(WriteDemoModel(*dir_).ok());  // hidden 128, 4 layers, 8 heads
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+    dir_ = nullptr;
   }
   static std::string* dir_;
 };

@@ -71,7 +71,11 @@ class ModelInfo:
     has_pooler: bool
     has_tokenizer: bool    # text input and tokenize() work
     default_pooling: Optional[str]  # "cls" or "mean": what pooling=None means
-    raw: pb.ModelInfo = field(repr=False, compare=False)
+    # Heads each layer still has after attnserve --prune_heads, and the
+    # pruned (layer, head) pairs; head indices keep the checkpoint's numbering.
+    heads_per_layer: List[int] = field(default_factory=list)
+    pruned_heads: List[Tuple[int, int]] = field(default_factory=list)
+    raw: pb.ModelInfo = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_proto(cls, m: pb.ModelInfo) -> "ModelInfo":
@@ -84,6 +88,8 @@ class ModelInfo:
                    weight_dtype=m.weight_dtype, precision=m.precision,
                    has_pooler=m.has_pooler, has_tokenizer=m.has_tokenizer,
                    default_pooling=POOLING_NAMES.get(m.default_pooling),
+                   heads_per_layer=list(m.heads_per_layer),
+                   pruned_heads=[(h.layer, h.head) for h in m.pruned_heads],
                    raw=m)
 
 

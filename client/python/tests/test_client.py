@@ -33,6 +33,7 @@ def test_info(client):
     assert info.vocab_size == 99 and info.max_position_embeddings == 40
     assert info.has_tokenizer and info.precision == "fp32"
     assert info.default_pooling in ("cls", "mean")
+    assert info.heads_per_layer == [4, 4] and info.pruned_heads == []
     assert info.raw.name == info.name
 
 
@@ -298,3 +299,24 @@ def test_infer_errors(client):
         client.infer("the cat", outputs=["logits"])
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "logits" in e.value.message
+
+
+def test_pruned_heads_in_info_and_zero_maps():
+    from conftest import MODEL_DIR, ServerProcess, server_binary, server_help
+    if "--prune_heads" not in server_help():
+        pytest.skip("this attnserve has no --prune_heads")
+    s = ServerProcess(server_binary(), [f"--model={MODEL_DIR}",
+                                        "--prune_heads=1:2"])
+    try:
+        with attnserve.Client(s.address) as c:
+            info = c.info()
+            assert info.heads_per_layer == [4, 3]
+            assert info.pruned_heads == [(1, 2)]
+            maps = c.encode("the cat sat", attention=True)[0].attention
+            assert maps.shape == (2, 4, 5, 5)
+            assert not maps[1, 2].any() and maps[1, 1].any()
+            with pytest.raises(attnserve.AttnserveError) as e:
+                c.encode("the cat", heads=[2], layers=[1])
+            assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        s.stop()
