@@ -29,8 +29,9 @@ struct EncoderOptions {
   // their rows of Q, K and V and their columns of the output projection are
   // dropped from the weights (Hugging Face's prune_heads), so the QKV and
   // output matmuls shrink. A layer left with no head keeps only the output
-  // bias. Empty = none.
-  std::vector<std::pair<int, int>> prune_heads;
+  // bias. Empty = none. The "= {}" lets callers write EncoderOptions{p}
+  // without -Wmissing-field-initializers (an error under -Werror).
+  std::vector<std::pair<int, int>> prune_heads = {};
 };
 
 // "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
