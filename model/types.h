@@ -15,6 +15,9 @@ namespace attnserve {
 
 enum class Precision { kFloat32, kBFloat16, kInt8 };
 enum class PoolingMode { kNone, kCls, kMean, kPooler };
+// The FFN activation, applied as a oneDNN post-op: erf GELU ("gelu"), tanh
+// GELU ("gelu_new", "gelu_pytorch_tanh"), ReLU ("relu").
+enum class Activation { kNone, kGeluErf, kGeluTanh, kRelu };
 
 const char* PrecisionName(Precision p);  // "fp32", "bf16", "int8"
 absl::StatusOr<Precision> ParsePrecision(const std::string& name);

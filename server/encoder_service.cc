@@ -107,6 +107,9 @@ void ToProtoModelInfo(const ServedModel& model, v1::ModelInfo* out) {
       ref->set_head(head);
     }
   }
+  out->set_family(info.family);
+  out->set_model_type(c.model_type);
+  out->set_max_tokens(c.max_tokens());
 }
 
 // One RankHeads call while its passes run: owned by the completions of its

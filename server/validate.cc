@@ -61,7 +61,7 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
   if (model.tokenizer == nullptr) {
     return NoTokenizerError(absl::StrCat(at, ".text"), model);
   }
-  const int max_length = config.max_position_embeddings;
+  const int max_length = config.max_tokens();
   absl::StatusOr<Encoding> encoding = model.tokenizer->Encode(
       seq.text(), seq.text_pair(), max_length, truncate);
   if (!encoding.ok()) {
@@ -81,7 +81,11 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
                                              max_length,
                                              " tokens, or send shorter text")));
   }
-  if (!seq.text_pair().empty() && config.type_vocab_size < 2) {
+  // BERT's tokenizer gives the pair token type 1; RoBERTa's gives every
+  // token type 0, so its pairs fit type_vocab_size = 1.
+  if (!seq.text_pair().empty() && config.type_vocab_size < 2 &&
+      std::any_of(encoding->type_ids.begin(), encoding->type_ids.end(),
+                  [](int32_t type) { return type > 0; })) {
     return absl::InvalidArgumentError(absl::StrCat(
         at, ".text_pair needs token type 1, but the model's type_vocab_size = ",
         config.type_vocab_size, ": send one text"));
@@ -276,7 +280,7 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
   }
 
   // Query rows: each must exist in every sequence of the request.
-  int64_t shortest = config.max_position_embeddings;
+  int64_t shortest = config.max_tokens();
   int shortest_at = 0;
   for (size_t s = 0; s < inputs.size(); ++s) {
     if (static_cast<int64_t>(inputs[s].ids.size()) < shortest) {

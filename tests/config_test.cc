@@ -263,9 +263,21 @@ TEST(ParseConfigTest, LayerNormEpsMustFitAPositiveFloat) {
   }
 }
 
-TEST(ParseConfigTest, HiddenActOnlyGelu) {
-  for (const char* act : {"relu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
-                          "silu", "tanh", "GELU", ""}) {
+TEST(ParseConfigTest, HiddenActGeluTanhGeluOrRelu) {
+  for (auto [name, act] : {std::pair{"gelu", Activation::kGeluErf},
+                           std::pair{"gelu_new", Activation::kGeluTanh},
+                           std::pair{"gelu_pytorch_tanh", Activation::kGeluTanh},
+                           std::pair{"relu", Activation::kRelu}}) {
+    Json j = Minimal();
+    j["hidden_act"] = name;
+    auto c = Parse(j);
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
+    EXPECT_EQ(c->activation, act) << name;
+    EXPECT_EQ(c->hidden_act, name);
+  }
+  // gelu_fast is another tanh approximation with rounded constants: refused
+  // rather than computed with gelu_new's.
+  for (const char* act : {"gelu_fast", "silu", "tanh", "GELU", ""}) {
     Json j = Minimal();
     j["hidden_act"] = act;
     ExpectRefused(j, std::string("hidden_act \"") + act + "\"",
@@ -324,6 +336,94 @@ TEST(LoadConfigTest, DirectoryInsteadOfFileIsAnError) {
   }
   ::rmdir(file.c_str());
   ::rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace attnserve
+
+namespace attnserve {
+namespace {
+
+TEST(ParseConfigFamilyTest, NoModelTypeIsBert) {
+  auto c = Parse(Minimal());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->family, ModelFamily::kBert);
+  EXPECT_EQ(c->model_type, "bert");
+  EXPECT_EQ(c->max_tokens(), 8);
+  EXPECT_EQ(c->embedding_size, 8);
+}
+
+TEST(ParseConfigFamilyTest, RobertaFamilyPositionsStartAfterPad) {
+  for (const char* type : {"roberta", "xlm-roberta", "camembert"}) {
+    Json j = Minimal();
+    j["model_type"] = type;
+    j["max_position_embeddings"] = 514;
+    j["type_vocab_size"] = 1;
+    auto c = Parse(j);
+    ASSERT_TRUE(c.ok()) << type << ": " << c.status();
+    EXPECT_EQ(c->family, ModelFamily::kRoberta) << type;
+    EXPECT_STREQ(FamilyName(c->family), "roberta");
+    EXPECT_EQ(c->model_type, type);
+    EXPECT_EQ(c->pad_token_id, 1) << "RobertaConfig's default";
+    EXPECT_EQ(c->position_offset, 2);
+    EXPECT_TRUE(c->positions_skip_padding);
+    EXPECT_EQ(c->max_tokens(), 512);
+  }
+  Json j = Minimal();
+  j["model_type"] = "roberta";
+  j["pad_token_id"] = 7;  // max_position_embeddings 8: no position left
+  ExpectRefused(j, "max_position_embeddings 8");
+}
+
+TEST(ParseConfigFamilyTest, DistilBertKeys) {
+  const Json j = {{"model_type", "distilbert"}, {"vocab_size", 30},
+                  {"dim", 12},  {"n_layers", 3},
+                  {"n_heads", 4}, {"hidden_dim", 20},
+                  {"max_position_embeddings", 16}, {"activation", "relu"},
+                  {"sinusoidal_pos_embds", true}};
+  auto c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->family, ModelFamily::kDistilBert);
+  EXPECT_EQ(c->hidden_size, 12);
+  EXPECT_EQ(c->num_layers, 3);
+  EXPECT_EQ(c->num_heads, 4);
+  EXPECT_EQ(c->intermediate_size, 20);
+  EXPECT_EQ(c->activation, Activation::kRelu);
+  EXPECT_TRUE(c->sinusoidal_positions);
+  EXPECT_FALSE(c->has_token_types);
+  EXPECT_EQ(c->type_vocab_size, 1);
+  EXPECT_FLOAT_EQ(c->layer_norm_eps, 1e-12f);
+  Json bad = j;
+  bad.erase("n_heads");
+  ExpectRefused(bad, "n_heads");
+  bad = j;
+  bad["activation"] = "swish";
+  ExpectRefused(bad, "activation \"swish\"", absl::StatusCode::kUnimplemented);
+}
+
+TEST(ParseConfigFamilyTest, ElectraEmbeddingSize) {
+  Json j = Minimal();
+  j["model_type"] = "electra";
+  j["embedding_size"] = 4;
+  auto c = Parse(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->family, ModelFamily::kElectra);
+  EXPECT_EQ(c->embedding_size, 4);
+  EXPECT_EQ(c->hidden_size, 8);
+}
+
+TEST(ParseConfigFamilyTest, UnsupportedModelTypeListsSupported) {
+  Json j = Minimal();
+  j["model_type"] = "deberta-v2";
+  auto c = Parse(j);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(c.status().message(),
+              AllOf(HasSubstr(kFile), HasSubstr("\"deberta-v2\""),
+                    HasSubstr("bert, camembert, distilbert, electra, roberta, "
+                              "xlm-roberta")));
+  j["model_type"] = 3;
+  ExpectRefused(j, "\"model_type\" must be a string");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Head masking (SequenceTask::head_mask) against PyTorch goldens made with
 // Hugging Face's head_mask semantics (tools/gen_golden.py writes
-// tiny_bert/golden_head_mask.json): one head, a whole layer, all heads.
+// tiny_bert/golden_head_mask.json, tools/gen_family_golden.py the RoBERTa and
+// DistilBERT ones): one head, a whole layer, all heads.
 // Maps are returned as computed before masking.
 #include <algorithm>
 #include <cmath>
@@ -24,39 +25,50 @@ using ::attnserve::testing::MaxAbsDiff;
 using ::attnserve::testing::ReadGolden;
 using ::attnserve::testing::ReadHeadMaskGolden;
 
-SequenceTask TaskFor(const GoldenSequence& g, std::vector<uint8_t> head_mask) {
+SequenceTask TaskFor(const GoldenSequence& g, std::vector<uint8_t> head_mask,
+                     int layers) {
   SequenceTask task;
   task.token_ids = g.token_ids;
   task.token_type_ids = g.token_type_ids;
   task.want_hidden = true;
-  task.attention_layers = {0, 1};
+  for (int l = 0; l < layers; ++l) task.attention_layers.push_back(l);
   task.head_mask = std::move(head_mask);
   task.pooling = PoolingMode::kMean;
   return task;
 }
 
-class HeadMaskTest : public ::testing::Test {
+// One checkpoint per family that has head-mask goldens (tests/data/<dir>).
+class HeadMaskTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    auto encoder = Encoder::Load(DataPath("tiny_bert"));
+    const std::string dir = DataPath(GetParam());
+    auto encoder = Encoder::Load(dir);
     ASSERT_TRUE(encoder.ok()) << encoder.status();
     encoder_ = std::move(*encoder);
-    cases_ = ReadHeadMaskGolden(DataPath("tiny_bert/golden_head_mask.json"));
-    plain_ = ReadGolden(DataPath("tiny_bert/golden.json"));
+    layers_ = encoder_->info().config.num_layers;
+    heads_ = encoder_->info().config.num_heads;
+    cases_ = ReadHeadMaskGolden(dir + "/golden_head_mask.json");
+    plain_ = ReadGolden(dir + "/golden.json");
     ASSERT_EQ(cases_.size(), 3u);
     ASSERT_EQ(cases_[0].name, "layer0_head1");
     ASSERT_EQ(cases_[1].name, "layer1_all");
     ASSERT_EQ(cases_[2].name, "all_heads");
   }
 
+  SequenceTask TaskFor(const GoldenSequence& g,
+                       std::vector<uint8_t> head_mask) const {
+    return attnserve::TaskFor(g, std::move(head_mask), layers_);
+  }
+
   std::unique_ptr<Encoder> encoder_;
+  int layers_ = 0, heads_ = 0;
   std::vector<HeadMaskCase> cases_;
   std::vector<GoldenSequence> plain_;
 };
 
 // Every case and sequence, plus the unmasked sequences, in ONE batch: masks
 // differ per sequence of a Forward call (that is how ablations are batched).
-TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
+TEST_P(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
   std::vector<SequenceTask> tasks;
   std::vector<const GoldenSequence*> want;
   for (const HeadMaskCase& c : cases_) {
@@ -90,7 +102,7 @@ TEST_F(HeadMaskTest, MatchesPyTorchInOneMixedBatch) {
 }
 
 // Each case alone, the way a request with one head_mask runs.
-TEST_F(HeadMaskTest, MatchesPyTorchPerCase) {
+TEST_P(HeadMaskTest, MatchesPyTorchPerCase) {
   for (const HeadMaskCase& c : cases_) {
     SCOPED_TRACE(c.name);
     std::vector<SequenceTask> tasks;
@@ -111,8 +123,8 @@ TEST_F(HeadMaskTest, MatchesPyTorchPerCase) {
 // Maps come back as computed before masking: up to and including the first
 // masked layer they are the unmasked model's maps, rows summing to 1 even for
 // switched-off heads; the hidden states do change.
-TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
-  const int64_t heads = 4;
+TEST_P(HeadMaskTest, MapsAreReturnedBeforeMasking) {
+  const int64_t heads = heads_;
   for (const HeadMaskCase& c : cases_) {
     SCOPED_TRACE(c.name);
     const int first_masked =
@@ -124,7 +136,7 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
       const GoldenSequence& plain = FindGolden(plain_, g.name);
       auto out = encoder_->Forward({TaskFor(g, c.head_mask)});
       ASSERT_TRUE(out.ok()) << out.status();
-      const std::vector<float>& att = (*out)[0].attention;  // (2, heads, t, t)
+      const std::vector<float>& att = (*out)[0].attention;  // (L, heads, t, t)
       const int64_t t = g.length(), block = heads * t * t;
       for (int l = 0; l <= first_layer; ++l) {
         const std::vector<float> got(att.begin() + l * block,
@@ -134,7 +146,7 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
             plain.attention.begin() + (l + 1) * block);
         EXPECT_LE(MaxAbsDiff(got, want), kAttentionTolerance) << "layer " << l;
       }
-      for (int64_t row = 0; row < 2 * heads * t; ++row) {
+      for (int64_t row = 0; row < layers_ * heads * t; ++row) {
         double sum = 0;
         for (int64_t j = 0; j < t; ++j) sum += att[row * t + j];
         EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << row;
@@ -147,17 +159,25 @@ TEST_F(HeadMaskTest, MapsAreReturnedBeforeMasking) {
 }
 
 // An all-zero mask is the same as no mask.
-TEST_F(HeadMaskTest, ZeroMaskIsNoMask) {
+TEST_P(HeadMaskTest, ZeroMaskIsNoMask) {
   for (const GoldenSequence& g : cases_[0].sequences) {
     SCOPED_TRACE(g.name);
     auto out = encoder_->Forward(
-        {TaskFor(g, std::vector<uint8_t>(8, 0)), TaskFor(g, {})});
+        {TaskFor(g, std::vector<uint8_t>(layers_ * heads_, 0)),
+         TaskFor(g, {})});
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_LE(MaxAbsDiff((*out)[0].hidden, (*out)[1].hidden), 1e-6);
     EXPECT_LE(MaxAbsDiff((*out)[0].hidden, FindGolden(plain_, g.name).hidden),
               kHiddenTolerance);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, HeadMaskTest,
+                         ::testing::Values("tiny_bert", "tiny_roberta",
+                                           "tiny_distilbert"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // tests/data/<dir>
+                         });
 
 }  // namespace
 }  // namespace attnserve

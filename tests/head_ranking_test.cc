@@ -31,10 +31,11 @@ std::unique_ptr<Encoder> Load(const std::string& dir) {
   return encoder.ok() ? std::move(*encoder) : nullptr;
 }
 
-std::vector<RankSequence> GoldenSequences() {
+// len5, len12 and the sentence pair of tests/data/<dir>/golden.json.
+std::vector<RankSequence> GoldenSequences(const std::string& dir = "tiny_bert") {
   std::vector<RankSequence> out;
-  for (const auto& g : testing::ReadGolden(DataPath("tiny_bert/golden.json"))) {
-    if (g.name == "len5" || g.name == "len12" || g.name == "pair9") {
+  for (const auto& g : testing::ReadGolden(DataPath(dir + "/golden.json"))) {
+    if (g.name == "len5" || g.name == "len12" || g.name.rfind("pair", 0) == 0) {
       out.push_back({g.token_ids, g.token_type_ids});
     }
   }
@@ -103,12 +104,16 @@ TEST(RankHeadsTest, FindsTheOnlyHeadThatWrites) {
 }
 
 // The reference: every ablation in its own Forward call, cos computed here.
-TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
-  auto encoder = Load(DataPath("tiny_bert"));
+// On one checkpoint per family (tests/data/<dir>).
+class RankHeadsFamilyTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RankHeadsFamilyTest, BatchedEqualsOneByOneAndIndependentReference) {
+  auto encoder = Load(DataPath(GetParam()));
   ASSERT_NE(encoder, nullptr);
-  const std::vector<RankSequence> sequences = GoldenSequences();
+  const std::vector<RankSequence> sequences = GoldenSequences(GetParam());
   ASSERT_EQ(sequences.size(), 3u);
-  const int layers = 2, heads = 4;
+  const int layers = encoder->info().config.num_layers;
+  const int heads = encoder->info().config.num_heads;
 
   auto batched = RankHeads(*encoder, sequences);
   ASSERT_TRUE(batched.ok()) << batched.status();
@@ -120,7 +125,7 @@ TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
   small.tokens_per_pass = 40;  // a few passes, cut mid-sequence
   auto chunked = RankHeads(*encoder, sequences, PoolingMode::kMean, small);
   ASSERT_TRUE(chunked.ok()) << chunked.status();
-  EXPECT_EQ(batched->forward_passes, 1);  // 26 tokens × 11 runs < 8192
+  EXPECT_EQ(batched->forward_passes, 1);  // ~27 tokens × ≤ 19 runs < 8192
   EXPECT_EQ(one_by_one->forward_passes, 3 * (1 + layers * heads + layers));
   EXPECT_GT(chunked->forward_passes, 3);
   ExpectOrdered(batched->heads);
@@ -163,8 +168,8 @@ TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
              c = ByHead(chunked->heads);
   const auto bl = ByHead(batched->layers), ol = ByHead(one_by_one->layers),
              cl = ByHead(chunked->layers);
-  ASSERT_EQ(b.size(), 8u);
-  ASSERT_EQ(bl.size(), 2u);
+  ASSERT_EQ(b.size(), size_t(layers * heads));
+  ASSERT_EQ(bl.size(), size_t(layers));
   double spread = 0;
   for (const auto& [key, value] : want) {
     SCOPED_TRACE(::testing::Message() << key.first << "," << key.second);
@@ -178,6 +183,13 @@ TEST(RankHeadsTest, BatchedEqualsOneByOneAndIndependentReference) {
   }
   EXPECT_GT(spread, 1e-3);  // the random model's heads do matter
 }
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, RankHeadsFamilyTest,
+                         ::testing::Values("tiny_bert", "tiny_roberta",
+                                           "tiny_distilbert"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);  // tests/data/<dir>
+                         });
 
 TEST(RankHeadsTest, RefusesBadRequests) {
   auto encoder = Load(DataPath("tiny_bert"));

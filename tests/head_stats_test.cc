@@ -302,17 +302,30 @@ TEST(SequenceStatsTest, LabelsLayersAndMatchesPerLayerCalls) {
   EXPECT_TRUE(none->heads.empty());
 }
 
-// Real maps from the PyTorch goldens: every statistic within its range.
+// Real maps from the PyTorch goldens of one checkpoint per family: every
+// statistic within its range. (RoBERTa's separator is </s> = 2.)
+struct StatsFixture {
+  const char* dir;
+  int64_t layers, heads;
+  int32_t sep_id;
+};
+
 TEST(SequenceStatsTest, GoldenMapsStayInRange) {
+  for (const StatsFixture& f : {StatsFixture{"tiny_bert", 2, 4, 3},
+                                StatsFixture{"tiny_roberta", 2, 3, 2},
+                                StatsFixture{"tiny_distilbert", 3, 5, 3}}) {
+  SCOPED_TRACE(f.dir);
   const auto golden = ::attnserve::testing::ReadGolden(
-      std::string(ATTNSERVE_TEST_DATA) + "/tiny_bert/golden.json");
+      std::string(ATTNSERVE_TEST_DATA) + "/" + f.dir + "/golden.json");
   ASSERT_FALSE(golden.empty());
-  const int64_t heads = 4;
+  const int64_t heads = f.heads;
+  std::vector<int> layer_ids;
+  for (int l = 0; l < f.layers; ++l) layer_ids.push_back(l);
   for (const auto& g : golden) {
     SCOPED_TRACE(g.name);
     const int64_t t = g.length();
-    auto s = ComputeSequenceStats(g.attention, {0, 1}, heads, t,
-                                  TokenPositions(g.token_ids, 3));
+    auto s = ComputeSequenceStats(g.attention, layer_ids, heads, t,
+                                  TokenPositions(g.token_ids, f.sep_id));
     ASSERT_TRUE(s.ok()) << s.status();
     for (const HeadStats& h : s->heads) {
       EXPECT_GE(h.entropy, 0.0);
@@ -333,13 +346,14 @@ TEST(SequenceStatsTest, GoldenMapsStayInRange) {
         EXPECT_GT(l.diversity, 0.0);
       }
     }
-    auto r = AttentionRollout(g.attention, 2, heads, t);
+    auto r = AttentionRollout(g.attention, f.layers, heads, t);
     ASSERT_TRUE(r.ok()) << r.status();
     for (int64_t i = 0; i < t; ++i) {
       double sum = 0;
       for (int64_t j = 0; j < t; ++j) sum += (*r)[i * t + j];
       EXPECT_NEAR(sum, 1.0, 1e-9);
     }
+  }
   }
 }
 

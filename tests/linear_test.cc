@@ -16,13 +16,33 @@ namespace {
 
 struct Shape {
   int64_t m, n, k;
-  bool gelu, residual;
+  Activation act;
+  bool residual;
 };
+
+constexpr Activation kNone = Activation::kNone;
+constexpr Activation kGelu = Activation::kGeluErf;
+constexpr Activation kGeluTanh = Activation::kGeluTanh;
+constexpr Activation kRelu = Activation::kRelu;
+
+const char* ActName(Activation a) {
+  switch (a) {
+    case Activation::kNone:
+      return "";
+    case Activation::kGeluErf:
+      return "_gelu";
+    case Activation::kGeluTanh:
+      return "_gelutanh";
+    case Activation::kRelu:
+      return "_relu";
+  }
+  return "";
+}
 
 // "m3_n48_k16_gelu": the test's name and how a failure prints the shape.
 std::string ShapeName(const Shape& s) {
   return "m" + std::to_string(s.m) + "_n" + std::to_string(s.n) + "_k" +
-         std::to_string(s.k) + (s.gelu ? "_gelu" : "") +
+         std::to_string(s.k) + ActName(s.act) +
          (s.residual ? "_residual" : "");
 }
 
@@ -35,7 +55,7 @@ std::vector<float> Naive(const Shape& s, const std::vector<float>& x,
                          const std::vector<float>& b,
                          const std::vector<float>& y0) {
   return naive::Linear(s.m, s.n, s.k, x.data(), w.data(), b.data(),
-                       s.residual ? y0.data() : nullptr, s.gelu);
+                       s.residual ? y0.data() : nullptr, s.act);
 }
 
 // The first m rows of a (RowBucket(m), n) buffer; the rest is scratch.
@@ -60,7 +80,7 @@ TEST_P(LinearTest, MatchesNaiveTwin) {
   const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
   const auto b = Random(s.n, 0.5f, &rng);
   auto linear =
-      Linear::Create(&ctx, w, b, s.n, s.k, LinearSpec{s.gelu, s.residual});
+      Linear::Create(&ctx, w, b, s.n, s.k, LinearSpec{s.act, s.residual});
   ASSERT_TRUE(linear.ok()) << linear.status();
   const int64_t rows = RowBucket(s.m);
   ASSERT_GE(rows, s.m);
@@ -75,16 +95,18 @@ TEST_P(LinearTest, MatchesNaiveTwin) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
-                         ::testing::Values(Shape{1, 1, 1, false, false},
-                                           Shape{1, 96, 32, false, false},
-                                           Shape{3, 48, 16, true, false},
-                                           Shape{17, 32, 64, false, true},
-                                           Shape{64, 64, 32, true, false},
-                                           Shape{100, 33, 17, false, true},
-                                           Shape{257, 128, 96, true, false},
-                                           Shape{513, 64, 64, false, true},
-                                           Shape{128, 3072, 768, true, false},
-                                           Shape{128, 768, 3072, false, true}),
+                         ::testing::Values(Shape{1, 1, 1, kNone, false},
+                                           Shape{1, 96, 32, kNone, false},
+                                           Shape{3, 48, 16, kGelu, false},
+                                           Shape{17, 32, 64, kNone, true},
+                                           Shape{64, 64, 32, kGelu, false},
+                                           Shape{5, 40, 24, kGeluTanh, false},
+                                           Shape{33, 48, 20, kRelu, true},
+                                           Shape{100, 33, 17, kNone, true},
+                                           Shape{257, 128, 96, kGelu, false},
+                                           Shape{513, 64, 64, kNone, true},
+                                           Shape{128, 3072, 768, kGelu, false},
+                                           Shape{128, 768, 3072, kNone, true}),
                          [](const ::testing::TestParamInfo<Shape>& info) {
                            return ShapeName(info.param);
                          });
@@ -103,7 +125,7 @@ TEST(LinearTest, ManyRowCountsReuseOnePackedCopy) {
     std::vector<float> y(RowBucket(m) * n);
     ASSERT_TRUE((*linear)->Run(m, x.data(), y.data()).ok());
     ASSERT_TRUE(naive::AllNear(
-        FirstRows(y, m, n), Naive({m, n, k, false, false}, x, w, b, y), 2e-5))
+        FirstRows(y, m, n), Naive({m, n, k, kNone, false}, x, w, b, y), 2e-5))
         << "m=" << m;
   }
   // Weights are packed once; other row counts reuse the layout.
@@ -156,14 +178,14 @@ class LinearPrecisionTest : public ::testing::TestWithParam<PrecisionCase> {};
 TEST_P(LinearPrecisionTest, MatchesNaiveTwinWithinNmse) {
   const PrecisionCase pc = GetParam();
   for (const Shape& s :
-       {Shape{1, 64, 32, false, false}, Shape{13, 96, 48, true, false},
-        Shape{40, 64, 128, false, true}, Shape{128, 768, 768, true, true}}) {
+       {Shape{1, 64, 32, kNone, false}, Shape{13, 96, 48, kGelu, false},
+        Shape{40, 64, 128, kNone, true}, Shape{128, 768, 768, kGelu, true}}) {
     std::mt19937 rng(s.m + s.n + s.k);
     DnnlContext ctx;
     const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
     const auto b = Random(s.n, 0.5f, &rng);
     auto linear = Linear::Create(&ctx, w, b, s.n, s.k,
-                                 LinearSpec{s.gelu, s.residual, pc.precision});
+                                 LinearSpec{s.act, s.residual, pc.precision});
     ASSERT_TRUE(linear.ok()) << linear.status();
     auto x = Random(RowBucket(s.m) * s.k, 1.f, &rng);
     auto y = Random(RowBucket(s.m) * s.n, 1.f, &rng);

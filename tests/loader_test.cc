@@ -442,16 +442,16 @@ TEST_F(LoaderTest, HiddenNotDivisibleByHeads) {
                     HasSubstr("num_attention_heads 4")));
 }
 
-TEST_F(LoaderTest, ReluIsRefusedByName) {
+TEST_F(LoaderTest, UnsupportedActivationIsRefusedByName) {
   ModelConfig c = TinyConfig();
   WriteGood(c);
-  c.hidden_act = "relu";
+  c.hidden_act = "silu";
   WriteConfig(c);
   auto encoder = Load();
   ASSERT_FALSE(encoder.ok());
   EXPECT_EQ(encoder.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(encoder.status().message(),
-              AllOf(HasSubstr(config_path()), HasSubstr("\"relu\"")));
+              AllOf(HasSubstr(config_path()), HasSubstr("\"silu\"")));
 }
 
 TEST_F(LoaderTest, RelativePositionsRefused) {

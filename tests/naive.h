@@ -28,19 +28,29 @@ namespace attnserve::naive {
 
 // ---------------------------------------------------------------- Linear
 
-// y (m, n) = [residual +] act(x · wᵀ + b), act = erf GELU when `gelu`.
+// y (m, n) = [residual +] act(x · wᵀ + b): erf GELU, tanh GELU (as
+// transformers' gelu_new), ReLU or none.
 // x: (m, k); w: (n, k) row-major, as PyTorch's Linear stores it; b: (n);
 // residual: (m, n), or null for none.
 inline std::vector<float> Linear(int64_t m, int64_t n, int64_t k,
                                  const float* x, const float* w, const float* b,
-                                 const float* residual, bool gelu) {
+                                 const float* residual, Activation act) {
   std::vector<float> y(m * n);  // (m, n)
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       double acc = b[j];
       for (int64_t c = 0; c < k; ++c)
         acc += double{x[i * k + c]} * w[j * k + c];
-      if (gelu) acc = 0.5 * acc * (1 + std::erf(acc / std::sqrt(2.0)));
+      if (act == Activation::kGeluErf) {
+        acc = 0.5 * acc * (1 + std::erf(acc / std::sqrt(2.0)));
+      } else if (act == Activation::kGeluTanh) {
+        const double kPi = 3.14159265358979323846;
+        acc = 0.5 * acc *
+              (1 + std::tanh(std::sqrt(2.0 / kPi) *
+                             (acc + 0.044715 * acc * acc * acc)));
+      } else if (act == Activation::kRelu) {
+        acc = std::max(acc, 0.0);
+      }
       if (residual != nullptr) acc += residual[i * n + j];
       y[i * n + j] = static_cast<float>(acc);
     }

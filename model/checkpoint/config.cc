@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file.h"
 #include "common/status_macros.h"
+#include "model/checkpoint/families.h"
 #include "nlohmann/json.hpp"
 
 namespace attnserve {
@@ -41,18 +42,56 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
         absl::StrCat(file, ": not a JSON object"));
   }
   ModelConfig c;
+  // No model_type: a BERT config from before transformers wrote one.
+  if (auto it = j.find("model_type"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: key \"model_type\" must be a string, got %s", file,
+          it->dump()));
+    }
+    c.model_type = it->get<std::string>();
+  }
+  ASSIGN_OR_RETURN(const FamilySpec* family,
+                   FamilyForModelType(c.model_type, file));
+  const ConfigKeys& k = family->keys;
+  c.family = family->family;
+  c.pad_token_id = family->default_pad_token_id;
   RETURN_IF_ERROR(GetInt(j, file, "vocab_size", true, &c.vocab_size));
-  RETURN_IF_ERROR(GetInt(j, file, "hidden_size", true, &c.hidden_size));
-  RETURN_IF_ERROR(GetInt(j, file, "num_hidden_layers", true, &c.num_layers));
-  RETURN_IF_ERROR(GetInt(j, file, "num_attention_heads", true, &c.num_heads));
-  RETURN_IF_ERROR(
-      GetInt(j, file, "intermediate_size", true, &c.intermediate_size));
+  RETURN_IF_ERROR(GetInt(j, file, k.hidden, true, &c.hidden_size));
+  RETURN_IF_ERROR(GetInt(j, file, k.layers, true, &c.num_layers));
+  RETURN_IF_ERROR(GetInt(j, file, k.heads, true, &c.num_heads));
+  RETURN_IF_ERROR(GetInt(j, file, k.intermediate, true, &c.intermediate_size));
   RETURN_IF_ERROR(GetInt(j, file, "max_position_embeddings", true,
                          &c.max_position_embeddings));
-  RETURN_IF_ERROR(
-      GetInt(j, file, "type_vocab_size", false, &c.type_vocab_size));
+  if (k.token_types) {
+    RETURN_IF_ERROR(
+        GetInt(j, file, "type_vocab_size", false, &c.type_vocab_size));
+  } else {
+    c.type_vocab_size = 1;  // every token is type 0
+    c.has_token_types = false;
+  }
   RETURN_IF_ERROR(GetInt(j, file, "pad_token_id", false, &c.pad_token_id));
-  if (auto it = j.find("layer_norm_eps"); it != j.end()) {
+  c.embedding_size = family->default_embedding_size;
+  if (k.embedding_size != nullptr) {
+    RETURN_IF_ERROR(
+        GetInt(j, file, k.embedding_size, false, &c.embedding_size));
+  }
+  if (c.embedding_size == 0) c.embedding_size = c.hidden_size;
+  if (k.sinusoidal != nullptr) {
+    if (auto it = j.find(k.sinusoidal); it != j.end() && !it->is_null()) {
+      if (!it->is_boolean()) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: key \"%s\" must be a boolean, got %s", file,
+                            k.sinusoidal, it->dump()));
+      }
+      c.sinusoidal_positions = it->get<bool>();
+    }
+  }
+  if (family->roberta_positions) {
+    c.position_offset = c.pad_token_id + 1;
+    c.positions_skip_padding = true;
+  }
+  if (auto it = j.find("layer_norm_eps"); k.layer_norm_eps && it != j.end()) {
     // Checked as a float: 1e300 would become inf and 1e-50 zero.
     if (!it->is_number() || !(it->get<double>() > 0) ||
         it->get<double>() > std::numeric_limits<float>::max() ||
@@ -63,22 +102,20 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
     }
     c.layer_norm_eps = it->get<float>();
   }
-  if (auto it = j.find("hidden_act"); it != j.end()) {
+  if (auto it = j.find(k.activation); it != j.end()) {
     if (!it->is_string()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: key \"hidden_act\" must be a string, got %s", file, it->dump()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: key \"%s\" must be a string, got %s", file,
+                          k.activation, it->dump()));
     }
     c.hidden_act = it->get<std::string>();
   }
-  // Only erf GELU is implemented: "gelu_new"/"relu" would silently give
-  // different numbers, so they are refused.
-  if (c.hidden_act != "gelu") {
-    return absl::UnimplementedError(absl::StrFormat(
-        "%s: hidden_act \"%s\" is not supported (only \"gelu\")", file,
-        c.hidden_act));
-  }
+  // An activation computed another way would silently give different
+  // numbers, so anything else is refused.
+  ASSIGN_OR_RETURN(c.activation,
+                   ParseActivation(c.hidden_act, file, k.activation));
   if (auto it = j.find("position_embedding_type");
-      it != j.end() && it->is_string() &&
+      k.position_embedding_type && it != j.end() && it->is_string() &&
       it->get<std::string>() != "absolute") {
     return absl::UnimplementedError(absl::StrFormat(
         "%s: position_embedding_type \"%s\" is not supported (only "
@@ -90,11 +127,9 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
     int value;
   };
   for (const Positive& p :
-       {Positive{"vocab_size", c.vocab_size},
-        Positive{"hidden_size", c.hidden_size},
-        Positive{"num_hidden_layers", c.num_layers},
-        Positive{"num_attention_heads", c.num_heads},
-        Positive{"intermediate_size", c.intermediate_size},
+       {Positive{"vocab_size", c.vocab_size}, Positive{k.hidden, c.hidden_size},
+        Positive{k.layers, c.num_layers}, Positive{k.heads, c.num_heads},
+        Positive{k.intermediate, c.intermediate_size},
         Positive{"max_position_embeddings", c.max_position_embeddings},
         Positive{"type_vocab_size", c.type_vocab_size}}) {
     if (p.value <= 0) {
@@ -104,8 +139,20 @@ absl::StatusOr<ModelConfig> ParseConfig(const std::string& json_text,
   }
   if (c.hidden_size % c.num_heads != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: hidden_size %d is not divisible by num_attention_heads %d", file,
-        c.hidden_size, c.num_heads));
+        "%s: %s %d is not divisible by %s %d", file, k.hidden, c.hidden_size,
+        k.heads, c.num_heads));
+  }
+  if (c.max_tokens() < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: max_position_embeddings %d leaves no position after the first "
+        "pad_token_id + 1 = %d (%s positions start there)",
+        file, c.max_position_embeddings, c.position_offset, family->name));
+  }
+  if (c.positions_skip_padding &&
+      (c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: pad_token_id %d is outside the vocab [0, %d)", file,
+        c.pad_token_id, c.vocab_size));
   }
   return c;
 }

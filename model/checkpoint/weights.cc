@@ -6,116 +6,35 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/checkpoint/families.h"
 #include "model/checkpoint/safetensors.h"
 #include "common/status_macros.h"
 
 namespace attnserve {
 namespace {
 
-// Symbolic dimensions resolved against the config.
-enum Dim { kHidden, kInter, kVocab, kPositions, kTypes };
+using Spec = WeightSpec;
 
-int64_t Resolve(Dim d, const ModelConfig& c) {
-  switch (d) {
-    case kHidden:
-      return c.hidden_size;
-    case kInter:
-      return c.intermediate_size;
-    case kVocab:
-      return c.vocab_size;
-    case kPositions:
-      return c.max_position_embeddings;
-    case kTypes:
-      return c.type_vocab_size;
-  }
-  return 0;
-}
-
-// One row of the table. Names are Hugging Face BertModel's; per-layer names
-// are prefixed with "encoder.layer.<i>.". `slice` places q/k/v into thirds of
-// the fused qkv tensors.
-struct Spec {
-  const char* name;
-  std::vector<Dim> shape;
-  std::vector<float> BertWeights::*global = nullptr;
-  std::vector<float> LayerWeights::*layer = nullptr;
-  int slice = -1;  // 0, 1, 2: query, key, value part of a fused tensor
-};
-
-const std::vector<Spec>& GlobalSpecs() {
-  static const auto* specs = new std::vector<Spec>{
-      {"embeddings.word_embeddings.weight",
-       {kVocab, kHidden},
-       &BertWeights::word_embeddings},
-      {"embeddings.position_embeddings.weight",
-       {kPositions, kHidden},
-       &BertWeights::position_embeddings},
-      {"embeddings.token_type_embeddings.weight",
-       {kTypes, kHidden},
-       &BertWeights::type_embeddings},
-      {"embeddings.LayerNorm.weight", {kHidden}, &BertWeights::emb_ln_gamma},
-      {"embeddings.LayerNorm.bias", {kHidden}, &BertWeights::emb_ln_beta},
-  };
-  return *specs;
-}
-
-const std::vector<Spec>& PoolerSpecs() {
-  static const auto* specs = new std::vector<Spec>{
-      {"pooler.dense.weight", {kHidden, kHidden}, &BertWeights::pooler_weight},
-      {"pooler.dense.bias", {kHidden}, &BertWeights::pooler_bias},
-  };
-  return *specs;
-}
-
-const std::vector<Spec>& LayerSpecs() {
-  using L = LayerWeights;
-  static const auto* specs = new std::vector<Spec>{
-      {"attention.self.query.weight",
-       {kHidden, kHidden},
-       nullptr,
-       &L::qkv_weight,
-       0},
-      {"attention.self.query.bias", {kHidden}, nullptr, &L::qkv_bias, 0},
-      {"attention.self.key.weight",
-       {kHidden, kHidden},
-       nullptr,
-       &L::qkv_weight,
-       1},
-      {"attention.self.key.bias", {kHidden}, nullptr, &L::qkv_bias, 1},
-      {"attention.self.value.weight",
-       {kHidden, kHidden},
-       nullptr,
-       &L::qkv_weight,
-       2},
-      {"attention.self.value.bias", {kHidden}, nullptr, &L::qkv_bias, 2},
-      {"attention.output.dense.weight",
-       {kHidden, kHidden},
-       nullptr,
-       &L::out_weight},
-      {"attention.output.dense.bias", {kHidden}, nullptr, &L::out_bias},
-      {"attention.output.LayerNorm.weight", {kHidden}, nullptr, &L::ln1_gamma},
-      {"attention.output.LayerNorm.bias", {kHidden}, nullptr, &L::ln1_beta},
-      {"intermediate.dense.weight",
-       {kInter, kHidden},
-       nullptr,
-       &L::ffn1_weight},
-      {"intermediate.dense.bias", {kInter}, nullptr, &L::ffn1_bias},
-      {"output.dense.weight", {kHidden, kInter}, nullptr, &L::ffn2_weight},
-      {"output.dense.bias", {kHidden}, nullptr, &L::ffn2_bias},
-      {"output.LayerNorm.weight", {kHidden}, nullptr, &L::ln2_gamma},
-      {"output.LayerNorm.bias", {kHidden}, nullptr, &L::ln2_beta},
-  };
-  return *specs;
-}
-
-std::string LayerPrefix(int i) {
-  return absl::StrCat("encoder.layer.", i, ".");
+std::string LayerPrefix(const FamilySpec& family, int i) {
+  return absl::StrCat(family.layer_prefix, i, ".");
 }
 
 std::vector<int64_t> Shape(const Spec& s, const ModelConfig& c) {
   std::vector<int64_t> shape;
-  for (Dim d : s.shape) shape.push_back(Resolve(d, c));
+  for (Dim d : s.shape) shape.push_back(ResolveDim(d, c));
   return shape;
+}
+
+// The table rows a checkpoint of `config` must hold before the layers: the
+// embeddings, and ELECTRA's projection when it has one.
+std::vector<Spec> EmbeddingSpecs(const FamilySpec& family,
+                                 const ModelConfig& config) {
+  std::vector<Spec> specs = family.embeddings;
+  if (config.embedding_size != config.hidden_size) {
+    specs.insert(specs.end(), family.projection.begin(),
+                 family.projection.end());
+  }
+  return specs;
 }
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
@@ -143,12 +62,14 @@ absl::Status CheckFinite(const std::vector<float>& values,
 
 class Reader {
  public:
-  Reader(const SafetensorsFile& file, const ModelConfig& config)
+  Reader(const SafetensorsFile& file, const ModelConfig& config,
+         const std::string& family_prefix)
       : file_(file), config_(config) {
-    // BertFor* checkpoints prefix every encoder tensor with "bert.".
+    // BertFor*, RobertaFor*, ... checkpoints prefix every encoder tensor
+    // with the family's name ("bert.", "roberta.").
     for (const auto& [name, t] : file.tensors()) {
-      if (name.rfind("bert.", 0) == 0) {
-        prefix_ = "bert.";
+      if (name.rfind(family_prefix, 0) == 0) {
+        prefix_ = family_prefix;
         break;
       }
     }
@@ -206,16 +127,17 @@ class Reader {
 
 std::vector<NamedShape> WeightTable(const ModelConfig& config,
                                     bool with_pooler) {
+  const FamilySpec& family = GetFamily(config.family);
   std::vector<NamedShape> table;
-  for (const Spec& s : GlobalSpecs())
+  for (const Spec& s : EmbeddingSpecs(family, config))
     table.push_back({s.name, Shape(s, config)});
   for (int i = 0; i < config.num_layers; ++i) {
-    for (const Spec& s : LayerSpecs()) {
-      table.push_back({LayerPrefix(i) + s.name, Shape(s, config)});
+    for (const Spec& s : family.layer) {
+      table.push_back({LayerPrefix(family, i) + s.name, Shape(s, config)});
     }
   }
   if (with_pooler) {
-    for (const Spec& s : PoolerSpecs())
+    for (const Spec& s : family.pooler)
       table.push_back({s.name, Shape(s, config)});
   }
   return table;
@@ -267,18 +189,24 @@ absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
                                         const LayerSink& sink) {
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
                    SafetensorsFile::Open(path));
-  Reader reader(*file, config);
+  const FamilySpec& family = GetFamily(config.family);
+  Reader reader(*file, config, family.tensor_prefix);
   BertWeights w;
-  for (const Spec& s : GlobalSpecs()) {
+  for (const Spec& s : EmbeddingSpecs(family, config)) {
+    // DistilBERT's sinusoidal table may be left out and computed instead.
+    if (s.fill_when_absent != nullptr && !reader.Has(s.name) &&
+        s.fill_when_absent(config, &(w.*s.global))) {
+      continue;
+    }
     RETURN_IF_ERROR(reader.Read(s.name, s, &(w.*s.global)));
   }
   // Layers grow as their tensors are found, so a huge num_hidden_layers in
   // config.json ends in "missing tensor", not in a huge allocation.
   for (int i = 0; i < config.num_layers; ++i) {
     LayerWeights layer;
-    for (const Spec& s : LayerSpecs()) {
+    for (const Spec& s : family.layer) {
       RETURN_IF_ERROR(
-          reader.Read(LayerPrefix(i) + s.name, s, &(layer.*s.layer)));
+          reader.Read(LayerPrefix(family, i) + s.name, s, &(layer.*s.layer)));
     }
     if (sink) {
       RETURN_IF_ERROR(sink(i, layer));
@@ -287,10 +215,10 @@ absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
     }
   }
   // The pooler is optional, but half a pooler is a corrupt checkpoint.
-  const bool has_weight = reader.Has(PoolerSpecs()[0].name);
-  const bool has_bias = reader.Has(PoolerSpecs()[1].name);
-  if (has_weight || has_bias) {
-    for (const Spec& s : PoolerSpecs()) {
+  bool has_pooler = false;
+  for (const Spec& s : family.pooler) has_pooler |= reader.Has(s.name);
+  if (has_pooler) {
+    for (const Spec& s : family.pooler) {
       RETURN_IF_ERROR(reader.Read(s.name, s, &(w.*s.global)));
     }
   }

@@ -26,12 +26,16 @@ struct LayerWeights {
   std::vector<float> ln2_beta;     // (H)
 };
 
+// Named for BERT; every family fills it (model/checkpoint/families.h). E is
+// embedding_size (ELECTRA's; = H elsewhere).
 struct BertWeights {
-  std::vector<float> word_embeddings;      // (V, H)
-  std::vector<float> position_embeddings;  // (P, H)
-  std::vector<float> type_embeddings;      // (TV, H)
-  std::vector<float> emb_ln_gamma;         // (H)
-  std::vector<float> emb_ln_beta;          // (H)
+  std::vector<float> word_embeddings;      // (V, E)
+  std::vector<float> position_embeddings;  // (P, E)
+  std::vector<float> type_embeddings;      // (TV, E), empty for DistilBERT
+  std::vector<float> emb_ln_gamma;         // (E)
+  std::vector<float> emb_ln_beta;          // (E)
+  std::vector<float> emb_project_weight;   // (H, E) ELECTRA when E != H, else empty
+  std::vector<float> emb_project_bias;     // (H)
   std::vector<LayerWeights> layers;        // (L)
   std::vector<float> pooler_weight;        // (H, H), empty when absent
   std::vector<float> pooler_bias;          // (H), empty when absent
@@ -43,16 +47,17 @@ struct BertWeights {
 // layer at a time instead of the whole model.
 using LayerSink = std::function<absl::Status(int layer, LayerWeights& weights)>;
 
-// Reads every tensor of the table from `path` (a .safetensors file written by
-// BertModel, with or without the "bert." prefix), checking name, dtype and
-// shape; errors name the file and the tensor. With a `sink`, layers go there
-// and BertWeights::layers stays empty.
+// Reads every tensor of the config's family table from `path` (a
+// .safetensors file written by BertModel, RobertaModel, ..., with or without
+// the family's prefix such as "bert."), checking name, dtype and shape;
+// errors name the file and the tensor. With a `sink`, layers go there and
+// BertWeights::layers stays empty.
 absl::StatusOr<BertWeights> LoadWeights(const std::string& path,
                                         const ModelConfig& config,
                                         const LayerSink& sink = nullptr);
 
-// The Hugging Face names of all tensors, in table order, for `config`
-// (without prefix). Used by the demo-model writer and tests.
+// The Hugging Face names of all tensors, in table order, for `config` and
+// its family (without prefix). Used by the demo-model writer and tests.
 struct NamedShape {
   std::string name;
   std::vector<int64_t> shape;

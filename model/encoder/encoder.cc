@@ -134,7 +134,11 @@ struct Encoder::Impl {
   // One attention core per head count that a layer has (one unless pruned).
   std::map<int, std::unique_ptr<Attention>> attention;
 
+  std::unique_ptr<LayerNorm> emb_layer_norm;  // over E (ELECTRA's E != H)
+  std::unique_ptr<Linear> emb_project;        // (H, E) ELECTRA when E != H
+
   std::vector<float> x;        // (rows, H) hidden states of the packed tokens
+  std::vector<float> emb;      // (rows, E) ELECTRA's embeddings before projection
   std::vector<float> qkv;      // (rows, 3A) fused projections
   std::vector<float> ctx_buf;  // (rows, A) attention context, heads merged
   std::vector<float> inter;    // (rows, I) FFN intermediate
@@ -143,8 +147,10 @@ struct Encoder::Impl {
   // Sizes the scratch for `rows` packed tokens; grows only, so the request
   // path stops allocating after warm-up.
   void Reserve(int64_t rows);
-  // x = word + position + type embeddings of every packed token.
-  void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing);
+  // dst (rows, E) = word + position [+ type] embeddings of every packed
+  // token, positions as the family counts them.
+  void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing,
+             float* dst);
   // ctx_buf = the attention of layer `l` over qkv, per group of equal-length
   // sequences; copies the maps that tasks asked for into `outputs` and zeroes
   // the context of masked heads.
@@ -173,19 +179,19 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   // One set of primitives per layer shape, shared by all layers of it (one
   // shape per kind unless pruning leaves layers with different head counts).
   DnnlContext* ctx = &impl->ctx;
-  std::map<std::tuple<int64_t, int64_t, bool, bool>,
+  std::map<std::tuple<int64_t, int64_t, Activation, bool>,
            std::shared_ptr<LinearKernels>>
       shapes;
-  auto kernels = [&](int64_t n, int64_t k, bool gelu, bool residual) {
-    auto& slot = shapes[{n, k, gelu, residual}];
+  auto kernels = [&](int64_t n, int64_t k, Activation act, bool residual) {
+    auto& slot = shapes[{n, k, act, residual}];
     if (slot == nullptr) {
       slot = std::make_shared<LinearKernels>(
-          ctx, n, k, LinearSpec{gelu, residual, options.precision});
+          ctx, n, k, LinearSpec{act, residual, options.precision});
     }
     return slot;
   };
-  const auto ffn1 = kernels(inter, h, true, false);
-  const auto ffn2 = kernels(h, inter, false, true);
+  const auto ffn1 = kernels(inter, h, c.activation, false);
+  const auto ffn2 = kernels(h, inter, Activation::kNone, true);
   // Each layer is packed as soon as it is read and its host copy dropped, so
   // loading never holds two copies of the model.
   auto pack = [&](int l, LayerWeights& lw) -> absl::Status {
@@ -196,8 +202,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
     const int64_t a = int64_t(p.heads.size()) * d;
     if (a != h) PruneLayer(p.heads, h, d, &lw);
     if (a > 0) {
-      const auto qkv = kernels(3 * a, h, false, false);
-      const auto out = kernels(h, a, false, true);
+      const auto qkv = kernels(3 * a, h, Activation::kNone, false);
+      const auto out = kernels(h, a, Activation::kNone, true);
       ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
                                              3 * a, h, qkv->spec(), qkv));
       ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
@@ -225,6 +231,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   std::string base = dir;
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   info.name = base.substr(base.find_last_of('/') + 1);
+  info.family = FamilyName(c.family);
   info.weight_dtype = impl->weights.stored_dtype;
   info.has_pooler = !impl->weights.pooler_weight.empty();
   info.precision = options.precision;
@@ -233,6 +240,15 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
       std::make_unique<LayerNorm>(&impl->ctx, h, c.layer_norm_eps);
   for (const PackedLayer& p : impl->layers) {
     info.heads_per_layer.push_back(int(p.heads.size()));
+  }
+  impl->emb_layer_norm = std::make_unique<LayerNorm>(
+      &impl->ctx, c.embedding_size, c.layer_norm_eps);
+  if (!impl->weights.emb_project_weight.empty()) {
+    ASSIGN_OR_RETURN(
+        impl->emb_project,
+        Linear::Create(ctx, impl->weights.emb_project_weight,
+                       impl->weights.emb_project_bias, h, c.embedding_size,
+                       LinearSpec{Activation::kNone, false, Precision::kFloat32}));
   }
   // The host copies of the layer weights were freed after packing, but glibc
   // keeps freed heap pages mapped; give them back so RSS shows the model.
@@ -247,22 +263,36 @@ void Encoder::Impl::Reserve(int64_t rows) {
   Grow(&qkv, rows * 3 * h);
   Grow(&ctx_buf, rows * h);
   Grow(&inter, rows * config.intermediate_size);
+  if (emb_project != nullptr) Grow(&emb, rows * config.embedding_size);
 }
 
 void Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
-                          const Packing& packing) {
-  const int64_t h = config.hidden_size;
+                          const Packing& packing, float* dst) {
+  const int64_t e = config.embedding_size;
+  const bool types = !weights.type_embeddings.empty();
   for (size_t i : packing.order) {
     const SequenceTask& task = tasks[i];
+    // RoBERTa (transformers' create_position_ids_from_input_ids): a pad token
+    // sits at position pad_token_id, the others at pad_token_id + 1 + the
+    // number of non-pad tokens before them. BERT & co.: position = t.
+    int64_t next_position = config.position_offset;
     for (size_t t = 0; t < task.token_ids.size(); ++t) {
       const int64_t id = task.token_ids[t];
+      int64_t position = t;
+      if (config.positions_skip_padding) {
+        position =
+            id == config.pad_token_id ? config.pad_token_id : next_position++;
+      }
       const int64_t type =
           task.token_type_ids.empty() ? 0 : task.token_type_ids[t];
-      const float* word = &weights.word_embeddings[id * h];    // (H)
-      const float* pos = &weights.position_embeddings[t * h];  // (H)
-      const float* typ = &weights.type_embeddings[type * h];   // (H)
-      float* dst = &x[(packing.row_of[i] + t) * h];            // (H)
-      for (int64_t c = 0; c < h; ++c) dst[c] = word[c] + pos[c] + typ[c];
+      const float* word = &weights.word_embeddings[id * e];           // (E)
+      const float* pos = &weights.position_embeddings[position * e];  // (E)
+      float* out = &dst[(packing.row_of[i] + t) * e];                 // (E)
+      for (int64_t c = 0; c < e; ++c) out[c] = word[c] + pos[c];
+      if (types) {
+        const float* typ = &weights.type_embeddings[type * e];  // (E)
+        for (int64_t c = 0; c < e; ++c) out[c] += typ[c];
+      }
     }
   }
 }
@@ -375,11 +405,18 @@ absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
   if (t == 0) {
     return absl::InvalidArgumentError(absl::StrCat(field, " has no tokens"));
   }
-  if (t > c.max_position_embeddings) {
+  if (t > c.max_tokens()) {
+    if (c.position_offset == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " has ", t,
+          " tokens, more than the model's max_position_embeddings = ",
+          c.max_position_embeddings));
+    }
     return absl::InvalidArgumentError(absl::StrCat(
-        field, " has ", t,
-        " tokens, more than the model's max_position_embeddings = ",
-        c.max_position_embeddings));
+        field, " has ", t, " tokens, more than the model's limit of ",
+        c.max_tokens(), " (max_position_embeddings ",
+        c.max_position_embeddings, " - pad_token_id ", c.pad_token_id,
+        " - 1: positions start after the pad id)"));
   }
   for (int64_t i = 0; i < t; ++i) {
     if (token_ids[i] < 0 || token_ids[i] >= c.vocab_size) {
@@ -463,9 +500,18 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
   const int64_t tokens = packing.tokens, rows = packing.rows;
   m.Reserve(rows);
   float* x = m.x.data();  // (rows, H) the residual stream
-  m.Embed(tasks, packing);
-  RETURN_IF_ERROR(m.layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
-                                    m.weights.emb_ln_beta));
+  if (m.emb_project == nullptr) {
+    m.Embed(tasks, packing, x);
+    RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
+                                          m.weights.emb_ln_beta));
+  } else {
+    // ELECTRA: LayerNorm over E, then x = emb·W_pᵀ + b_p   (tokens, H)
+    m.Embed(tasks, packing, m.emb.data());
+    RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, m.emb.data(),
+                                          m.weights.emb_ln_gamma,
+                                          m.weights.emb_ln_beta));
+    RETURN_IF_ERROR(m.emb_project->Run(tokens, m.emb.data(), x));
+  }
   const int64_t h = m.config.hidden_size;
   for (int l = 0; l < m.config.num_layers; ++l) {
     PackedLayer& layer = m.layers[l];
@@ -486,7 +532,7 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     // x = LayerNorm(x)
     RETURN_IF_ERROR(
         m.layer_norm->Run(rows, x, layer.ln1_gamma, layer.ln1_beta));
-    // inter = GELU(x·W_1ᵀ + b_1)                         (tokens, I)
+    // inter = act(x·W_1ᵀ + b_1)                          (tokens, I)
     RETURN_IF_ERROR(layer.ffn1->Run(tokens, x, m.inter.data()));
     // x += inter·W_2ᵀ + b_2; x = LayerNorm(x)
     RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), x));

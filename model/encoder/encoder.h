@@ -42,6 +42,7 @@ absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
 // What the loader found; immutable after Load.
 struct ModelInfo {
   std::string name;  // the model directory's base name
+  std::string family;  // "bert", "roberta", "distilbert" or "electra"
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
   bool has_pooler = false;
@@ -62,7 +63,8 @@ struct ModelInfo {
   int pruned_count() const;
 };
 
-// Checks one sequence's ids against `config`: 1 ≤ T ≤ max_position_embeddings,
+// Checks one sequence's ids against `config`: 1 ≤ T ≤ max_tokens()
+// (max_position_embeddings, less RoBERTa's pad_token_id + 1),
 // ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
 // in [0, type_vocab_size). InvalidArgument names the value by `field` (the
 // sequence, e.g. "sequences[2]": "sequences[2].token_ids[5] = 99 is out of

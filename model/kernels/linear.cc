@@ -134,8 +134,18 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
       ops.append_binary(dnnl::algorithm::binary_add,
                         memory::desc({1, 1, n_}, dt::f32, tag::abc));
     }
-    if (spec_.gelu) {
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    switch (spec_.activation) {
+      case Activation::kNone:
+        break;
+      case Activation::kGeluErf:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+        break;
+      case Activation::kGeluTanh:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f);
+        break;
+      case Activation::kRelu:
+        ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        break;
     }
     if (spec_.residual) ops.append_sum(1.f);
     attr.set_post_ops(ops);

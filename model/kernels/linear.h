@@ -22,7 +22,7 @@
 namespace attnserve {
 
 struct LinearSpec {
-  bool gelu = false;      // erf GELU after the bias
+  Activation activation = Activation::kNone;  // after the bias
   bool residual = false;  // add the result to what y already holds
   Precision precision = Precision::kFloat32;
 };
