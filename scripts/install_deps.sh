@@ -15,6 +15,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libutf8proc-dev
   prometheus-cpp-dev libssl-dev grpc-proto  # metrics endpoint; token digests and TLS checks; health.proto
+  libsentencepiece-dev                      # XLM-R / CamemBERT tokenizers
 )
 case "${1:-}" in
   "") ;;
@@ -27,6 +28,9 @@ case "${1:-}" in
   --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
                      python3-yaml openssl curl prometheus python3-venv python3-pip
                      python3-pytest python3-protobuf
+                     # tokenizer_parity_test runs Hugging Face's tokenizers (npm ci
+                     # in tools/hf_tokenizers, from the npm registry).
+                     nodejs npm
                      # scripts/sanitize.sh and scripts/fuzz.sh: clang-14 with its
                      # sanitizer and libFuzzer runtimes, llvm-symbolizer-14 (llvm-14)
                      clang-14 libclang-rt-14-dev llvm-14) ;;

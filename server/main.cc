@@ -28,7 +28,7 @@
 #include "absl/time/time.h"
 #include "model/encoder/encoder.h"
 #include "model/kernels/cpu.h"
-#include "model/text/tokenizer.h"
+#include "model/text/text_tokenizer.h"
 #include "server/access_log.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -39,7 +39,8 @@ const attnserve::ServerOptions kDefaults;
 
 ABSL_FLAG(std::string, model, "",
           "Model directory in Hugging Face layout (config.json, "
-          "model.safetensors; vocab.txt or tokenizer.json for text input). "
+          "model.safetensors; for text input vocab.txt, tokenizer.json, "
+          "vocab.json + merges.txt or sentencepiece.bpe.model). "
           "Required.");
 ABSL_FLAG(std::string, address, kDefaults.address,
           "host:port to listen on (port 0 = any free port).");
@@ -253,17 +254,19 @@ int main(int argc, char** argv) {
                      encoder.status().message()));
   }
   const attnserve::ModelInfo info = (*encoder)->info();
-  absl::StatusOr<std::unique_ptr<attnserve::Tokenizer>> tokenizer =
+  absl::StatusOr<std::unique_ptr<attnserve::TextTokenizer>> tokenizer =
       attnserve::LoadTokenizerFor(model_dir, info);
   if (tokenizer.ok()) {
     std::fprintf(stderr,
-                 "attnserve: tokenizer loaded (%d tokens, do_lower_case=%s): "
-                 "text input and Tokenize enabled\n",
-                 (*tokenizer)->vocab_size(),
-                 (*tokenizer)->do_lower_case() ? "true" : "false");
-  } else if (tokenizer.status().code() != absl::StatusCode::kNotFound) {
+                 "attnserve: tokenizer loaded (%d tokens, %s): text input and "
+                 "Tokenize enabled\n",
+                 (*tokenizer)->vocab_size(), (*tokenizer)->Describe().c_str());
+  } else if (tokenizer.status().code() != absl::StatusCode::kNotFound &&
+             tokenizer.status().code() != absl::StatusCode::kUnimplemented) {
     // A vocab that is there but unusable is a broken checkpoint: serving token
-    // ids only would hide that until a client sends text.
+    // ids only would hide that until a client sends text. (Unimplemented, a
+    // kind attnserve does not run, e.g. a Unigram tokenizer.json alone, is
+    // logged below and ids are served.)
     Die(absl::StrCat("cannot load the vocab of ", model_dir, ": ",
                      tokenizer.status().message()));
   } else {

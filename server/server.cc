@@ -20,9 +20,10 @@
 
 namespace attnserve {
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
+absl::StatusOr<std::unique_ptr<TextTokenizer>> LoadTokenizerFor(
     const std::string& dir, const ModelInfo& info) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Load(dir);
+  absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer =
+      LoadTextTokenizer(dir, info.config.model_type);
   if (!tokenizer.ok()) return tokenizer.status();
   if ((*tokenizer)->vocab_size() > info.config.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -62,7 +63,7 @@ absl::StatusOr<absl::flat_hash_set<std::string>> MethodNames(
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerOptions& options, std::unique_ptr<Encoder> encoder,
-    absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer) {
+    absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer) {
   if (encoder == nullptr) {
     return absl::InvalidArgumentError("Server::Start needs a loaded encoder");
   }
@@ -106,7 +107,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     // Worded for clients: the server's paths stay in its log.
     served.no_tokenizer_reason =
         server->tokenizer_status_.code() == absl::StatusCode::kNotFound
-            ? "its directory has no vocab.txt or tokenizer.json"
+            ? "its directory has no tokenizer files (vocab.txt, "
+              "tokenizer.json, vocab.json + merges.txt or "
+              "sentencepiece.bpe.model)"
             : "its vocab could not be loaded (see the server log)";
   }
   Encoder* model = server->encoder_.get();

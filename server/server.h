@@ -16,7 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "model/encoder/encoder.h"
-#include "model/text/tokenizer.h"
+#include "model/text/text_tokenizer.h"
 #include "server/access_log.h"
 #include "server/auth.h"
 #include "server/batcher.h"
@@ -31,10 +31,10 @@
 namespace attnserve {
 
 // The tokenizer of model directory `dir`, for serving `info`'s model:
-// Tokenizer::Load, then a check that every vocab id is below the model's
-// vocab_size. NOT_FOUND when the directory has no vocab.txt or
-// tokenizer.json; other errors say what is wrong with the files.
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFor(
+// LoadTextTokenizer (by the model's model_type), then a check that every
+// vocab id is below the model's vocab_size. NOT_FOUND when the directory has
+// no tokenizer files; other errors say what is wrong with the files.
+absl::StatusOr<std::unique_ptr<TextTokenizer>> LoadTokenizerFor(
     const std::string& dir, const ModelInfo& info);
 
 // The services every Server registers besides its own two; both answer
@@ -53,7 +53,7 @@ class Server {
   // TLS files or a tokens file that cannot be used.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       const ServerOptions& options, std::unique_ptr<Encoder> encoder,
-      absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer);
+      absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer);
 
   // Shutdown(options.shutdown_grace).
   ~Server();
@@ -82,7 +82,7 @@ class Server {
   absl::StatusOr<size_t> ReloadAuthTokens();
   const ModelInfo& model_info() const { return encoder_->info(); }
   // Null when the server has no tokenizer; tokenizer_status() says why.
-  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const TextTokenizer* tokenizer() const { return tokenizer_.get(); }
   const absl::Status& tokenizer_status() const { return tokenizer_status_; }
   Batcher& batcher() { return *batcher_; }
   CompletionExecutor& completions() { return *completions_; }
@@ -95,7 +95,7 @@ class Server {
   // Destroyed bottom-up: gRPC server first, the model last. The completion
   // thread outlives the batcher, whose last answers it runs.
   std::unique_ptr<Encoder> encoder_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<TextTokenizer> tokenizer_;
   absl::Status tokenizer_status_;
   // Operating parts, each null when off. The metrics listen to the batcher
   // and, like the board and the access log, to the gRPC server's call

@@ -324,7 +324,7 @@ absl::Status SelectAttention(const v1::AttentionRequest& a,
                        " is not a DataType: use FLOAT32 or FLOAT16"));
   }
   if (spec->stats && model.tokenizer != nullptr) {
-    spec->sep_id = model.tokenizer->TokenToId("[SEP]").value_or(-1);
+    spec->sep_id = model.tokenizer->sep_id();  // [SEP] or </s>
   }
   return absl::OkStatus();
 }

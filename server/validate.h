@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "model/encoder/encoder.h"
 #include "model/encoder/head_ranking.h"
-#include "model/text/tokenizer.h"
+#include "model/text/text_tokenizer.h"
 #include "proto/attnserve.pb.h"
 #include "server/options.h"
 
@@ -28,7 +28,7 @@ struct ServedModel {
   const ModelInfo* info = nullptr;
   // The model directory's vocab; null when it has none (or it could not be
   // used): then text is refused with FAILED_PRECONDITION.
-  const Tokenizer* tokenizer = nullptr;
+  const TextTokenizer* tokenizer = nullptr;
   // Why there is no tokenizer, worded for clients (no server paths).
   std::string no_tokenizer_reason;
 };

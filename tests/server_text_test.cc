@@ -383,7 +383,7 @@ TEST(ServerNoVocabTest, TextIsFailedPreconditionAndIdsStillWork) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("sequences[0].text"));
   EXPECT_THAT(status.error_message(),
-              HasSubstr("no vocab.txt or tokenizer.json"));
+              HasSubstr("has no tokenizer files"));
   EXPECT_THAT(status.error_message(), HasSubstr("send token_ids"));
   EXPECT_THAT(status.error_message(), Not(HasSubstr(dir)));  // no paths
 

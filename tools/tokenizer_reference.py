@@ -3,7 +3,9 @@
 
 The tokens come from a plain transcription of Google's BERT tokenization.py
 (github.com/google-research/bert: BasicTokenizer + WordpieceTokenizer, with
-`_is_control` = category C*) on Python's own `unicodedata`. The offsets come
+`_is_control` = Cc, Cf, Co as in Hugging Face's tokenizers, see is_control) on
+Python's own `unicodedata`, lower-casing each character alone as Hugging Face's
+tokenizers do (see lower_chars). The offsets come
 from a second, separate pass that carries each character's source bytes
 through the same steps; its tokens must equal the transcription's, or the
 script stops. [CLS]/[SEP], token types and "longest_first" truncation follow
@@ -63,9 +65,12 @@ def is_whitespace(ch):
 
 
 def is_control(ch):
+    """Cc, Cf, Co (and Cs), as Hugging Face's tokenizers define it (is_other of the
+    unicode_categories crate). Google's tokenization.py also drops unassigned code
+    points (Cn); Hugging Face keeps them, so they become [UNK] or part of a word."""
     if ch in "\t\n\r":
         return False
-    return unicodedata.category(ch).startswith("C")
+    return unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
 
 
 def is_punctuation(ch):
@@ -121,7 +126,7 @@ def basic_tokenize(text, lower):
     pieces = []
     for word in text.strip().split():
         if lower:
-            word = strip_accents(word.lower())
+            word = strip_accents(lower_chars(word))
         pieces.extend(split_on_punctuation(word))
     return " ".join(pieces).strip().split()
 
@@ -163,16 +168,18 @@ def source_chars(text):
     return out
 
 
+def lower_chars(word):
+    """Lower-cases character by character, as Hugging Face's tokenizers do (Rust's
+    char::to_lowercase): no context, so a word-final capital sigma becomes "σ", not
+    the "ς" of Python's whole-string str.lower() (Google's tokenization.py). The
+    server follows Hugging Face: that is what transformers runs by default."""
+    return "".join(ch.lower() for ch in word)
+
+
 def lower_with_sources(word):
-    # str.lower() of the whole word knows the final sigma; each character's
-    # share of it has the length of its own lower().
-    lowered = "".join(ch for ch, _, _ in word).lower()
-    out, pos = [], 0
+    out = []
     for ch, b, e in word:
-        n = len(ch.lower())
-        out.extend((c, b, e) for c in lowered[pos:pos + n])
-        pos += n
-    assert pos == len(lowered)
+        out.extend((c, b, e) for c in ch.lower())
     return out
 
 

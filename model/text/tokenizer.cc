@@ -50,12 +50,12 @@ struct Piece {
 
 utf8proc_category_t Category(int32_t cp) { return utf8proc_category(cp); }
 
-// Category C* (Cc, Cf, Cs, Co and unassigned Cn) except \t \n \r, which BERT
-// counts as whitespace.
+// Cc, Cf, Cs and Co except \t \n \r, which BERT counts as whitespace: Hugging
+// Face's tokenizers' is_control. (Google's tokenization.py also drops
+// unassigned code points, Cn; Hugging Face keeps them, and so do we.)
 bool IsControl(int32_t cp) {
   if (cp == '\t' || cp == '\n' || cp == '\r') return false;
   switch (Category(cp)) {
-    case UTF8PROC_CATEGORY_CN:
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_CS:
@@ -96,49 +96,6 @@ bool IsChineseChar(int32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-// Unicode's Case_Ignorable: these categories plus Word_Break MidLetter,
-// MidNumLet and Single_Quote, which utf8proc does not expose, so those 17
-// code points are listed. Checked against CPython's str.lower() on every
-// code point of Unicode 14.
-bool IsCaseIgnorable(int32_t cp) {
-  switch (Category(cp)) {
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_SK:
-      return true;
-    default:
-      break;
-  }
-  static constexpr int32_t kWordBreakMid[] = {
-      0x0027, 0x002E, 0x003A, 0x00B7, 0x0387, 0x055F, 0x05F4, 0x2018, 0x2019,
-      0x2024, 0x2027, 0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A};
-  return std::find(std::begin(kWordBreakMid), std::end(kWordBreakMid), cp) !=
-         std::end(kWordBreakMid);
-}
-
-// Unicode's Cased, approximated as "a cased category or has a case mapping".
-// It misses only ª, º and the enclosed letters U+1F130..U+1F189, which have
-// Other_Lowercase/Other_Uppercase but no mapping.
-bool IsCased(int32_t cp) {
-  const utf8proc_category_t cat = Category(cp);
-  return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
-         cat == UTF8PROC_CATEGORY_LT || utf8proc_tolower(cp) != cp ||
-         utf8proc_toupper(cp) != cp;
-}
-
-// Python's Final_Sigma rule for word[i] == 'Σ': a cased letter before it and
-// none after it, skipping case-ignorable code points both ways.
-bool IsFinalSigma(absl::Span<const Char> word, size_t i) {
-  size_t before = i;
-  while (before > 0 && IsCaseIgnorable(word[before - 1].cp)) --before;
-  if (before == 0 || !IsCased(word[before - 1].cp)) return false;
-  size_t after = i + 1;
-  while (after < word.size() && IsCaseIgnorable(word[after].cp)) ++after;
-  return after == word.size() || !IsCased(word[after].cp);
-}
-
 // ---- The pipeline -----------------------------------------------------------
 
 absl::StatusOr<std::vector<Char>> Decode(std::string_view text,
@@ -166,9 +123,11 @@ absl::StatusOr<std::vector<Char>> Decode(std::string_view text,
   return chars;
 }
 
-// Lower-cases `word` as Python's str.lower() does, then NFD and drops Mn
-// (BERT's _run_strip_accents). U+0130 lowers to plain "i" here but to "i̇"
-// in Python; the dot is Mn, so the stripped results agree.
+// Lower-cases `word` one code point at a time, as Hugging Face's tokenizers
+// do (Rust's char::to_lowercase: "Σ" is always "σ", never the word-final "ς"
+// of Python's str.lower()), then NFD and drops Mn (BERT's
+// _run_strip_accents). U+0130 lowers to plain "i" here but to "i̇" in Rust
+// and Python; the dot is Mn, so the stripped results agree.
 void LowerAndStripAccents(absl::Span<const Char> word, std::vector<Char>* out) {
   out->clear();
   for (size_t i = 0; i < word.size(); ++i) {
@@ -178,9 +137,7 @@ void LowerAndStripAccents(absl::Span<const Char> word, std::vector<Char>* out) {
       out->push_back({upper ? c.cp - 'A' + 'a' : c.cp, c.begin, c.end});
       continue;
     }
-    const int32_t lower = c.cp == 0x3A3
-                              ? (IsFinalSigma(word, i) ? 0x3C2 : 0x3C3)
-                              : utf8proc_tolower(c.cp);
+    const int32_t lower = utf8proc_tolower(c.cp);
     // The longest canonical decomposition is 4 code points.
     utf8proc_int32_t nfd[8];
     const utf8proc_ssize_t n =
@@ -539,6 +496,11 @@ absl::StatusOr<Encoding> Tokenizer::Encode(std::string_view text,
 const std::string& Tokenizer::IdToToken(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return vocab_[unk_id_];
   return vocab_[id];
+}
+
+std::string Tokenizer::Describe() const {
+  return absl::StrFormat("WordPiece, %d tokens, do_lower_case=%s",
+                         vocab_size(), do_lower_case_ ? "true" : "false");
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {

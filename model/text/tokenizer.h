@@ -1,17 +1,16 @@
 // BERT's WordPiece tokenizer, as Google's tokenization.py (BasicTokenizer +
 // WordpieceTokenizer) defines it, with the [CLS]/[SEP] framing, token types and
 // truncation of Hugging Face's BertTokenizer, and byte offsets into the
-// caller's text.
+// caller's text. Lower-casing is per code point as in Hugging Face's
+// tokenizers ("Σ" is always "σ"; Python's str.lower() would give a word-final
+// "ς").
 //
-// Deliberate differences from Hugging Face (the first three follow Google's
+// Deliberate differences from Hugging Face (the first two follow Google's
 // code, the last transformers' Python tokenizer):
 // - "[CLS]", "[MASK]", ... typed in the text are ordinary text ("[", "cls",
 //   "]"), never special tokens: a client cannot inject them.
 // - No NFC pass before splitting (recent transformers added one to its slow
 //   tokenizer); it only matters for do_lower_case=false with decomposed input.
-// - Lower-casing follows Python's str.lower(), including the final sigma
-//   (word-final "Σ" becomes "ς"); Hugging Face's fast tokenizer maps every
-//   "Σ" to "σ".
 // - Truncation breaks a tie as BertTokenizer does (from B), not as
 //   BertTokenizerFast does (see TruncateLongestFirst in tokenizer.cc).
 //
@@ -30,22 +29,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "model/text/text_tokenizer.h"
 
 namespace attnserve {
 
-// One model input: [CLS] A [SEP] or [CLS] A [SEP] B [SEP]. All four vectors
-// have one entry per token.
-struct Encoding {
-  std::vector<int32_t> ids;
-  std::vector<std::string> tokens;
-  std::vector<int32_t> type_ids;  // 0 for [CLS] A [SEP], 1 for B [SEP]
-  // Byte [start, end) in the source text (B's tokens: in text_pair); (0, 0)
-  // for [CLS]/[SEP]. Never inside a UTF-8 character, so pieces of one
-  // character that Unicode decomposition split (e.g. Hangul jamo) share it.
-  std::vector<std::pair<int32_t, int32_t>> offsets;
-};
-
-class Tokenizer {
+class Tokenizer : public TextTokenizer {
  public:
   // BERT's max_input_chars_per_word: longer words (in code points, after
   // normalization) become [UNK] without trying WordPiece.
@@ -75,13 +63,15 @@ class Tokenizer {
   // `max_length` that cannot hold the special tokens.
   absl::StatusOr<Encoding> Encode(std::string_view text,
                                   std::string_view text_pair, int max_length,
-                                  bool truncate) const;
+                                  bool truncate) const override;
 
   // The token of `id`; the [UNK] token for ids outside the vocab.
-  const std::string& IdToToken(int32_t id) const;
+  const std::string& IdToToken(int32_t id) const override;
   // The id of `token`, or nullopt when the vocab does not hold it.
-  std::optional<int32_t> TokenToId(std::string_view token) const;
-  int vocab_size() const { return static_cast<int>(vocab_.size()); }
+  std::optional<int32_t> TokenToId(std::string_view token) const override;
+  int vocab_size() const override { return static_cast<int>(vocab_.size()); }
+  int32_t sep_id() const override { return sep_id_; }
+  std::string Describe() const override;
   bool do_lower_case() const { return do_lower_case_; }
 
  private:
