@@ -197,6 +197,7 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
   absl::StrAppendFormat(
       out,
       "model                    %s\n"
+      "family                   %s (model_type %s)\n"
       "layers                   %d\n"
       "heads                    %d (head size %d)\n"
       "hidden size              %d\n"
@@ -204,15 +205,17 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
       "vocab size               %d\n"
       "type vocab size          %d\n"
       "max position embeddings  %d\n"
+      "max tokens               %d\n"
       "stored weights           %s\n"
       "compute precision        %s\n"
       "pooler                   %s\n"
       "tokenizer                %s\n"
       "default pooling          %s\n",
-      i.name(), i.num_layers(), i.num_heads(),
+      i.name(), i.family(), i.model_type(), i.num_layers(), i.num_heads(),
       i.num_heads() > 0 ? i.hidden_size() / i.num_heads() : 0, i.hidden_size(),
       i.intermediate_size(), i.vocab_size(), i.type_vocab_size(),
-      i.max_position_embeddings(), i.weight_dtype(), i.precision(),
+      i.max_position_embeddings(), i.max_tokens(), i.weight_dtype(),
+      i.precision(),
       i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
       v1::Pooling_Name(i.default_pooling()));
   if (i.pruned_heads_size() > 0) {

@@ -81,6 +81,12 @@ absl::StatusOr<InputSequence> TokenizeSequence(const v1::Sequence& seq, int s,
                                              max_length,
                                              " tokens, or send shorter text")));
   }
+  // DistilBERT has no token types: [CLS] A [SEP] B [SEP] is all type 0 to
+  // it (transformers does not even pass them), so the WordPiece pair types
+  // are dropped rather than refused.
+  if (!config.has_token_types) {
+    std::fill(encoding->type_ids.begin(), encoding->type_ids.end(), 0);
+  }
   // BERT's tokenizer gives the pair token type 1; RoBERTa's gives every
   // token type 0, so its pairs fit type_vocab_size = 1.
   if (!seq.text_pair().empty() && config.type_vocab_size < 2 &&

@@ -403,6 +403,8 @@ TEST_F(AttnctlServerTest, Info) {
   EXPECT_THAT(out, HasSubstr("model                    tiny_bert\n"));
   EXPECT_THAT(out, HasSubstr("heads                    4 (head size 8)\n"));
   EXPECT_THAT(out, HasSubstr("tokenizer                yes\n"));
+  EXPECT_THAT(out, HasSubstr("family                   bert (model_type bert)\n"));
+  EXPECT_THAT(out, HasSubstr("max tokens               40\n"));
   nlohmann::json j = nlohmann::json::parse(RunOk({"info", "--json"}));
   EXPECT_EQ(j["num_layers"], 2);
   EXPECT_EQ(j["has_tokenizer"], true);

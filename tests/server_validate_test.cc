@@ -94,6 +94,36 @@ TEST_F(ValidateTest, TextIsTokenized) {
   EXPECT_EQ(in.type_ids.back(), 1);  // the pair's segment
 }
 
+// DistilBERT has no token types: a WordPiece pair is accepted, all type 0.
+TEST_F(ValidateTest, PairTypesAreDroppedForModelsWithoutTokenTypes) {
+  info_.config.has_token_types = false;
+  info_.config.type_vocab_size = 1;
+  v1::EncodeRequest r;
+  r.add_sequences()->set_text("the cat");
+  r.mutable_sequences(0)->set_text_pair("a dog");
+  auto v = ValidateEncodeRequest(r, model_, limits_);
+  ASSERT_TRUE(v.ok()) << v.status();
+  for (int32_t type : v->inputs[0].type_ids) EXPECT_EQ(type, 0);
+  EXPECT_EQ(v->inputs[0].tokens.back(), "[SEP]");
+  // A BERT with one token type still refuses the pair: it would need type 1.
+  info_.config.has_token_types = true;
+  EXPECT_THAT(Refusal(r, absl::StatusCode::kInvalidArgument),
+              HasSubstr("needs token type 1"));
+}
+
+// RoBERTa's limit: max_position_embeddings − pad_token_id − 1 tokens.
+TEST_F(ValidateTest, TextIsLimitedToMaxTokens) {
+  info_.config.position_offset = 35;  // max_tokens() = 40 − 35 = 5
+  v1::EncodeRequest r;
+  r.add_sequences()->set_text("the cat sat on the mat");
+  EXPECT_THAT(Refusal(r, absl::StatusCode::kInvalidArgument),
+              HasSubstr("the limit is 5"));
+  r.set_truncate(true);
+  auto v = ValidateEncodeRequest(r, model_, limits_);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->inputs[0].ids.size(), 5u);
+}
+
 TEST_F(ValidateTest, BadIdsNameTheFieldValueAndLimit) {
   EXPECT_THAT(Refusal(Ids({}), absl::StatusCode::kInvalidArgument),
               HasSubstr("sequences[0].token_ids is empty and text is unset"));

@@ -471,6 +471,7 @@ def write_model(name, family, c, shapes, seed, prefix, extra, head_mask):
 
 
 def main():
+    torch.set_num_threads(1)  # deterministic float64 sums: byte-identical reruns
     write_model("tiny_roberta", "roberta", ROBERTA, shapes_roberta(ROBERTA), 1511, "", {},
                 head_mask=True)
     write_model("tiny_distilbert", "distilbert", DISTILBERT, shapes_distilbert(DISTILBERT),

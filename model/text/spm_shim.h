@@ -1,8 +1,7 @@
-// A thin wrapper over libsentencepiece that keeps its header out of every
-// file that includes Abseil: sentencepiece_processor.h declares
-// `namespace absl { using std::string_view; }`, which clashes with Debian's
-// Abseil (built with its own absl::string_view class). Only spm_shim.cc
-// includes it; this header uses the standard library only.
+// SentencePiece for the tokenizers, through libattnserve_spm.so (see
+// spm_plugin.cc for why it is a plugin): dlopen'ed on first use, locally and
+// with deep binding, from $ATTNSERVE_SPM_PLUGIN, else next to the running
+// executable, else the build directory it was built in.
 //
 // Threads: Encode is const and may run on many threads at once (as
 // SentencePieceProcessor::Encode may).
@@ -25,7 +24,8 @@ struct SpmPiece {
 
 class SpmModel {
  public:
-  // Loads a .model file; null with `*error` set on failure.
+  // Loads a .model file; null with `*error` set on failure (also when the
+  // plugin cannot be loaded).
   static std::unique_ptr<SpmModel> Load(const std::string& path,
                                         std::string* error);
   ~SpmModel();
@@ -35,13 +35,14 @@ class SpmModel {
               std::string* error) const;
   int size() const;
   std::string Piece(int id) const;
-  int PieceToId(const std::string& piece) const;
   int unk_id() const;
 
+  struct Api;  // the plugin's functions (spm_shim.cc)
+
  private:
-  struct Impl;
-  explicit SpmModel(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  SpmModel(const Api* api, void* model) : api_(api), model_(model) {}
+  const Api* api_;
+  void* model_;
 };
 
 }  // namespace attnserve
