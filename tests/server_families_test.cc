@@ -20,10 +20,6 @@ using namespace ::attnserve::testing;  // NOLINT: the server test helpers
 using ::testing::ElementsAre;
 using Json = nlohmann::json;
 
-std::vector<int32_t> Ints(const google::protobuf::RepeatedField<int32_t>& r) {
-  return {r.begin(), r.end()};
-}
-
 // tiny_roberta (vocab 61) with a hand-made byte-level BPE of 40 tokens.
 std::string RobertaWithBpe() {
   namespace fs = std::filesystem;
@@ -110,8 +106,8 @@ TEST(ServerRobertaTest, TextPairsTruncationAndModelInfo) {
   tokenize.set_truncate(true);
   status = CallTokenize(*stub, tokenize, &tokenized);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(tokenized.sequences(0).token_ids_size(), 40);
-  EXPECT_EQ(tokenized.sequences(0).token_ids(39), 2);  // </s>
+  EXPECT_EQ(tokenized.results(0).token_ids_size(), 40);
+  EXPECT_EQ(tokenized.results(0).token_ids(39), 2);  // </s>
 }
 
 // SentencePiece in a process that also runs libprotobuf (this binary links

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/encoder/head_ranking.h"
+#include "model/text/tokenizer.h"
 #include "server/index_list.h"
 #include "server/response_size.h"
 #include "server/validate.h"
