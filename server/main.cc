@@ -270,8 +270,8 @@ int main(int argc, char** argv) {
     Die(absl::StrCat("cannot load the vocab of ", model_dir, ": ",
                      tokenizer.status().message()));
   } else {
-    // No vocab at all: token ids are still served; text gets
-    // FAILED_PRECONDITION.
+    // No vocab at all (or one of a kind attnserve does not run): token ids
+    // are still served; text gets FAILED_PRECONDITION.
     std::string why =
         absl::StrReplaceAll(tokenizer.status().message(), {{"\n", " "}});
     std::fprintf(stderr,

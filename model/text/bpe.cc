@@ -560,8 +560,8 @@ std::optional<int32_t> BpeTokenizer::TokenToId(std::string_view token) const {
 }
 
 std::string BpeTokenizer::Describe() const {
-  return absl::StrFormat("%s, %d tokens, %d merges, add_prefix_space=%s",
-                         source_, vocab_size_, merges_.size(),
+  return absl::StrFormat("%s, %d merges, add_prefix_space=%s", source_,
+                         merges_.size(),
                          options_.add_prefix_space ? "true" : "false");
 }
 

@@ -139,8 +139,8 @@ std::optional<int32_t> SentencePieceTokenizer::TokenToId(
 }
 
 std::string SentencePieceTokenizer::Describe() const {
-  return absl::StrFormat("SentencePiece from %s, %d tokens (pieces + %d)",
-                         path_, vocab_size(), offset_);
+  return absl::StrFormat("SentencePiece from %s, ids = pieces + %d", path_,
+                         offset_);
 }
 
 }  // namespace attnserve

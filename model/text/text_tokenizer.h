@@ -65,7 +65,8 @@ class TextTokenizer {
   virtual int vocab_size() const = 0;
   // The separator ([SEP], </s>): head statistics measure attention to it.
   virtual int32_t sep_id() const = 0;
-  // For the startup log: "WordPiece from vocab.txt, 30522 tokens, ...".
+  // For the startup log, after the token count: "WordPiece,
+  // do_lower_case=true", "byte-level BPE from .../tokenizer.json, ...".
   virtual std::string Describe() const = 0;
 };
 

@@ -499,8 +499,8 @@ const std::string& Tokenizer::IdToToken(int32_t id) const {
 }
 
 std::string Tokenizer::Describe() const {
-  return absl::StrFormat("WordPiece, %d tokens, do_lower_case=%s",
-                         vocab_size(), do_lower_case_ ? "true" : "false");
+  return absl::StrFormat("WordPiece, do_lower_case=%s",
+                         do_lower_case_ ? "true" : "false");
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {
