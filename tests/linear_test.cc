@@ -144,7 +144,7 @@ TEST(LinearTest, ActivationScratchIsOneBufferForAllRowCounts) {
     const auto w = Random(n * k, 0.2f, &rng);
     const auto b = Random(n, 0.2f, &rng);
     auto kernels =
-        std::make_shared<LinearKernels>(&ctx, n, k, LinearSpec{false, false, p});
+        std::make_shared<LinearKernels>(&ctx, n, k, LinearSpec{Activation::kNone, false, p});
     auto linear = Linear::Create(&ctx, w, b, n, k, kernels->spec(), kernels);
     ASSERT_TRUE(linear.ok()) << linear.status();
     int64_t largest = 0;

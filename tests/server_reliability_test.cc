@@ -50,7 +50,7 @@ std::unique_ptr<Server> StartServerAt(const ServerOptions& options,
     ADD_FAILURE() << "loading " << dir << ": " << encoder.status();
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+  absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer =
       LoadTokenizerFor(dir, (*encoder)->info());
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(options, *std::move(encoder), std::move(tokenizer));

@@ -163,7 +163,8 @@ absl::StatusOr<std::vector<NamedTensor>> ToNamedTensors(
     out.push_back(std::move(t));
     return absl::OkStatus();
   };
-  for (const Spec& s : GlobalSpecs()) {
+  const FamilySpec& family = GetFamily(config.family);
+  for (const Spec& s : EmbeddingSpecs(family, config)) {
     RETURN_IF_ERROR(add(s.name, s, w.*s.global));
   }
   if (int64_t(w.layers.size()) != config.num_layers) {
@@ -172,12 +173,13 @@ absl::StatusOr<std::vector<NamedTensor>> ToNamedTensors(
                         w.layers.size(), config.num_layers));
   }
   for (int i = 0; i < config.num_layers; ++i) {
-    for (const Spec& s : LayerSpecs()) {
-      RETURN_IF_ERROR(add(LayerPrefix(i) + s.name, s, w.layers[i].*s.layer));
+    for (const Spec& s : family.layer) {
+      RETURN_IF_ERROR(
+          add(LayerPrefix(family, i) + s.name, s, w.layers[i].*s.layer));
     }
   }
   if (!w.pooler_weight.empty()) {
-    for (const Spec& s : PoolerSpecs()) {
+    for (const Spec& s : family.pooler) {
       RETURN_IF_ERROR(add(s.name, s, w.*s.global));
     }
   }
