@@ -24,7 +24,11 @@ int Config(const uint8_t* data, size_t size) {
   FUZZ_CHECK(c.hidden_size % c.num_heads == 0);
   FUZZ_CHECK(c.head_size() > 0);
   FUZZ_CHECK(c.layer_norm_eps > 0);  // also false for NaN
-  FUZZ_CHECK(c.hidden_act == "gelu");
+  // Only the activations attnserve computes exactly are accepted.
+  FUZZ_CHECK(c.hidden_act == "gelu" || c.hidden_act == "gelu_new" ||
+             c.hidden_act == "gelu_pytorch_tanh" || c.hidden_act == "relu");
+  FUZZ_CHECK(c.embedding_size > 0);
+  FUZZ_CHECK(c.max_tokens() > 0);
   return 0;
 }
 
