@@ -28,14 +28,18 @@ case "${1:-}" in
   --test) packages+=(libgtest-dev libgmock-dev googletest chromium python3-grpcio python3-numpy
                      python3-yaml openssl curl prometheus python3-venv python3-pip
                      python3-pytest python3-protobuf
-                     # tokenizer_parity_test runs Hugging Face's tokenizers (npm ci
-                     # in tools/hf_tokenizers, from the npm registry).
-                     nodejs npm
                      # scripts/sanitize.sh and scripts/fuzz.sh: clang-14 with its
                      # sanitizer and libFuzzer runtimes, llvm-symbolizer-14 (llvm-14)
                      clang-14 libclang-rt-14-dev llvm-14) ;;
   *) echo "usage: $0 [--test | --unit-test]" >&2; exit 2 ;;
 esac
+# tokenizer_parity_test runs Hugging Face's tokenizers (npm ci in
+# tools/hf_tokenizers, from the npm registry). Machines that already have a
+# Node.js (NodeSource's nodejs bundles npm and conflicts with Debian's npm
+# package) keep theirs; only a machine without node or npm gets Debian's.
+if [ "${1:-}" = --test ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
