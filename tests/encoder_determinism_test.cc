@@ -94,6 +94,29 @@ TEST_P(DeterminismTest, AloneAndBatchedGiveTheSameBits) {
   }
 }
 
+// An encoder warmed up at load (every row bucket's primitives made before
+// the first pass, as attnserve does) gives the same bits as one that makes
+// them on first use.
+TEST_P(DeterminismTest, WarmUpChangesNoBits) {
+  auto lazy = Encoder::Load(*dir_, EncoderOptions{GetParam()});
+  EncoderOptions warm_options{GetParam()};
+  warm_options.warm_up_rows = 600;
+  auto warm = Encoder::Load(*dir_, warm_options);
+  ASSERT_TRUE(lazy.ok() && warm.ok());
+  std::mt19937 rng(8);
+  std::vector<SequenceTask> batch;
+  for (int length : {3, 17, 128, 128, 64, 9}) {
+    batch.push_back(RandomTask(rng, length, false));
+  }
+  auto a = (*lazy)->Forward(batch);
+  auto b = (*warm)->Forward(batch);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (size_t k = 0; k < batch.size(); ++k) {
+    EXPECT_TRUE(SameBits((*b)[k].hidden, (*a)[k].hidden)) << k;
+    EXPECT_TRUE(SameBits((*b)[k].attention, (*a)[k].attention)) << k;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precisions, DeterminismTest,
                          ::testing::Values(Precision::kFloat32,
                                            Precision::kBFloat16,

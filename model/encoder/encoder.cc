@@ -133,6 +133,9 @@ struct Encoder::Impl {
   std::unique_ptr<LayerNorm> layer_norm;
   // One attention core per head count that a layer has (one unless pruned).
   std::map<int, std::unique_ptr<Attention>> attention;
+  // Every linear shape's kernels (qkv, out, ffn1, ffn2; more when pruning
+  // leaves layers with different head counts), for WarmUp.
+  std::vector<std::shared_ptr<LinearKernels>> linear_kernels;
 
   std::unique_ptr<LayerNorm> emb_layer_norm;  // over E (ELECTRA's E != H)
   std::unique_ptr<Linear> emb_project;        // (H, E) ELECTRA when E != H
@@ -147,6 +150,9 @@ struct Encoder::Impl {
   // Sizes the scratch for `rows` packed tokens; grows only, so the request
   // path stops allocating after warm-up.
   void Reserve(int64_t rows);
+  // EncoderOptions::warm_up_rows: every row bucket's linear and LayerNorm
+  // primitives up to RowBucket(rows), and the scratch for them.
+  absl::Status WarmUp(int64_t rows);
   // dst (rows, E) = word + position [+ type] embeddings of every packed
   // token, positions as the family counts them.
   void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing,
@@ -244,17 +250,42 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   impl->emb_layer_norm = std::make_unique<LayerNorm>(
       &impl->ctx, c.embedding_size, c.layer_norm_eps);
   if (!impl->weights.emb_project_weight.empty()) {
+    const auto project = std::make_shared<LinearKernels>(
+        ctx, h, c.embedding_size,
+        LinearSpec{Activation::kNone, false, Precision::kFloat32});
     ASSIGN_OR_RETURN(
         impl->emb_project,
         Linear::Create(ctx, impl->weights.emb_project_weight,
                        impl->weights.emb_project_bias, h, c.embedding_size,
-                       LinearSpec{Activation::kNone, false, Precision::kFloat32}));
+                       project->spec(), project));
+    impl->linear_kernels.push_back(project);
+  }
+  for (const auto& [shape, kernels] : shapes) {
+    impl->linear_kernels.push_back(kernels);
+  }
+  if (options.warm_up_rows > 0) {
+    RETURN_IF_ERROR(impl->WarmUp(options.warm_up_rows));
   }
   // The host copies of the layer weights were freed after packing, but glibc
   // keeps freed heap pages mapped; give them back so RSS shows the model.
   malloc_trim(0);
   return std::unique_ptr<Encoder>(
       new Encoder(std::move(info), std::move(impl)));
+}
+
+absl::Status Encoder::Impl::WarmUp(int64_t rows) {
+  const int64_t last = RowBucket(rows);
+  Reserve(last);
+  // Each bucket once, in increasing order: m jumps past each bucket's end.
+  for (int64_t m = 1; m <= last; m = RowBucket(m) + 1) {
+    const int64_t bucket = RowBucket(m);
+    for (const auto& kernels : linear_kernels) {
+      RETURN_IF_ERROR(kernels->Prepare(bucket));
+    }
+    RETURN_IF_ERROR(layer_norm->Prepare(bucket));
+    RETURN_IF_ERROR(emb_layer_norm->Prepare(bucket));
+  }
+  return absl::OkStatus();
 }
 
 void Encoder::Impl::Reserve(int64_t rows) {

@@ -32,6 +32,12 @@ struct EncoderOptions {
   // bias. Empty = none. The "= {}" lets callers write EncoderOptions{p}
   // without -Wmissing-field-initializers (an error under -Werror).
   std::vector<std::pair<int, int>> prune_heads = {};
+  // At load, create the primitives of every row bucket up to this many
+  // packed tokens and size the scratch for it (a server passes its
+  // --max_batch_tokens). Its memory then starts at its working size instead
+  // of growing each time the load brings a new batch size, and no request
+  // pays for creating a primitive. 0: everything on first use.
+  int64_t warm_up_rows = 0;
 };
 
 // "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument

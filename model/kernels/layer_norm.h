@@ -21,8 +21,13 @@ class LayerNorm {
   // x: (rows, width) normalized in place; gamma, beta: (width).
   absl::Status Run(int64_t rows, float* x, const std::vector<float>& gamma,
                    const std::vector<float>& beta);
+  // Creates the primitive for `rows` now instead of at its first Run.
+  absl::Status Prepare(int64_t rows);
 
  private:
+  // The primitive for `rows`, created on first use.
+  dnnl::layer_normalization_forward& Kernel(int64_t rows);
+
   DnnlContext* ctx_;
   int64_t width_;
   float eps_;

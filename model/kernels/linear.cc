@@ -189,6 +189,17 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
   return raw;
 }
 
+absl::Status LinearKernels::Prepare(int64_t rows) {
+  RETURN_IF_ERROR(Get(rows).status());
+  if (spec_.precision == Precision::kBFloat16) {
+    AtLeast(&scratch_.bf16, rows * k_);
+  } else if (spec_.precision == Precision::kInt8) {
+    AtLeast(&scratch_.u8, rows * k_);
+    AtLeast(&scratch_.row_scales, rows);
+  }
+  return absl::OkStatus();
+}
+
 Linear::Linear(std::shared_ptr<LinearKernels> kernels)
     : kernels_(std::move(kernels)) {}
 Linear::~Linear() = default;

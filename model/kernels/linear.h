@@ -41,6 +41,9 @@ class LinearKernels {
   // The kernel for `rows` rows; created on first use. `packed` is the layout
   // the first kernel chose; later ones are asked to read that one too.
   absl::StatusOr<Kernel*> Get(int64_t rows);
+  // Get(rows) now, and the activation scratch sized for it: what the first
+  // Run with this many rows would otherwise do.
+  absl::Status Prepare(int64_t rows);
 
   DnnlContext* ctx() const { return ctx_; }
   int64_t n() const { return n_; }
