@@ -241,12 +241,15 @@ class ParityTest : public ::testing::Test {
       GTEST_SKIP() << "node or npm is not installed: Hugging Face's "
                       "tokenizers (npm) cannot run, parity not checked";
     }
-    struct stat st;
-    if (::stat((HfDir() + "/node_modules/tokenizers").c_str(), &st) != 0) {
-      const std::string cmd = "cd '" + HfDir() +
-                              "' && npm ci --no-audit --no-fund >&2";
-      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    }
+    // ctest runs these tests in parallel: the first installs under a lock
+    // and marks the install complete; the others wait for it instead of
+    // running npm ci over a half-written node_modules.
+    const std::string cmd =
+        "cd '" + HfDir() +
+        "' && flock .npm-ci.lock sh -c '[ -f node_modules/.attnserve-npm-ci ] "
+        "|| { npm ci --no-audit --no-fund && touch "
+        "node_modules/.attnserve-npm-ci; }' >&2";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::string tmpl = ::testing::TempDir() + "parity.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
