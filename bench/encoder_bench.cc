@@ -44,6 +44,8 @@
 #include "absl/strings/str_format.h"
 #include "bench/bench_common.h"
 #include "model/encoder/encoder.h"
+#include "model/kernels/cpu.h"
+#include "model/kernels/linear.h"
 #include "nlohmann/json.hpp"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -116,7 +118,8 @@ class CeilingMatmul {
     auto* p = static_cast<uint8_t*>(m.get_data_handle());
     if (t == dt::f32) {
       std::uniform_real_distribution<float> u(-1.f, 1.f);
-      for (size_t i = 0; i < n / 4; ++i) reinterpret_cast<float*>(p)[i] = u(rng);
+      for (size_t i = 0; i < n / 4; ++i)
+        reinterpret_cast<float*>(p)[i] = u(rng);
     } else if (t == dt::bf16) {
       std::uniform_real_distribution<float> u(-1.f, 1.f);
       for (size_t i = 0; i < n / 2; ++i) {
@@ -389,14 +392,27 @@ int Main(int argc, char** argv) {
     load_s = MsSince(t0) / 1e3;
     if (!loaded.ok()) {
       // "not available": the driver reports the message and goes on.
-      ReplyError(absl::StrFormat("%s: %s", precision,
-                                 loaded.status().ToString()));
+      ReplyError(
+          absl::StrFormat("%s: %s", precision, loaded.status().ToString()));
       return 1;
     }
     encoder = std::move(*loaded);
   }
-  const std::string loaded_json = absl::StrFormat(
-      "\"load_s\":%.3f,\"precision\":\"%s\",%s", load_s, precision, RssJson());
+  std::string loaded_json = absl::StrFormat(
+      "\"load_s\":%.3f,\"precision\":\"%s\",\"isa\":%s,%s", load_s, precision,
+      JsonString(EffectiveCpuIsa()), RssJson());
+  if (encoder != nullptr) {
+    // The kernel oneDNN picks for this model's FFN-in matmul at 8x128's rows,
+    // made apart from the encoder's (same shape and spec, so the same pick).
+    const ModelConfig& c = encoder->info().config;
+    DnnlContext ctx;
+    LinearKernels ffn1(&ctx, c.intermediate_size, c.hidden_size,
+                       LinearSpec{c.activation, false, *prec});
+    auto impl = ffn1.ImplName(RowBucket(8 * 128));
+    loaded_json += absl::StrFormat(
+        ",\"linear_impl\":%s",
+        JsonString(impl.ok() ? *impl : impl.status().ToString()));
+  }
 
   if (!rss_shape.empty()) {
     const Shape* shape = FindShape(rss_shape);

@@ -33,7 +33,10 @@ function tokenId(b, t, n) {
   return 1000 + (b * 1000003 + t * 7919 + 12345) % 29522;
 }
 
-// Padded (B, T) int64 feeds.
+// The model's input names: DistilBERT's export has no token_type_ids.
+let inputNames = null;
+
+// Padded (B, T) int64 feeds, those of inputNames.
 function feeds(seqs) {
   const bsz = seqs.length;
   const t = Math.max(...seqs.map((s) => s.length));
@@ -45,11 +48,12 @@ function feeds(seqs) {
     mask[b * t + i] = 1n;
   }));
   const dims = [bsz, t];
-  return {
+  const all = {
     input_ids: new ort.Tensor('int64', ids, dims),
     attention_mask: new ort.Tensor('int64', mask, dims),
     token_type_ids: new ort.Tensor('int64', types, dims),
   };
+  return Object.fromEntries(inputNames.map((n) => [n, all[n]]));
 }
 
 function shapeFeeds(lengths) {
@@ -97,6 +101,7 @@ async function main() {
     reply({ok: false, error: String(e)});
     return;
   }
+  inputNames = session.inputNames;
   const pkg = require('onnxruntime-node/package.json');
   reply({ok: true, load_s: Number(process.hrtime.bigint() - t0) / 1e9,
          onnxruntime_node: pkg.version, threads});

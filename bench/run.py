@@ -36,6 +36,12 @@ SHAPES = {
 }
 ATTN_LAYER = 5  # the one layer whose attention the "8x128+attn" run returns
 
+# The thread-scaling row (attnserve fp32 on 1 thread against 2) and the family rows
+# (attnserve against ONNX Runtime on RoBERTa-base and DistilBERT-base shapes).
+SCALING_SHAPES = ["1x16", "8x128"]
+FAMILY_SHAPES = ["1x16", "1x128", "8x128"]
+FAMILIES = {"roberta": "roberta-base", "distilbert": "distilbert-base"}
+
 # Calls timed per system per round, per shape (full, quick).
 ITERS = {
     "1x16": (10, 5), "1x128": (4, 2), "8x128": (2, 1), "32x128": (1, 1),
@@ -226,6 +232,20 @@ def make_systems(args, env, logdir):
                                                              "--precision=int8", "--worker"],
                                           env, logdir), all_shapes),
     ]
+    # Thread scaling: the same fp32 model on one thread (run.sh sets 2 for the rest).
+    plan.append(("attnserve-1t", lambda: Worker(
+        "attnserve-1t", [eb, "--model=" + model, "--worker"],
+        dict(env, OMP_NUM_THREADS="1"), logdir), SCALING_SHAPES))
+    # Other families (bench/make_family_models.py): attnserve and ONNX Runtime.
+    for fam, fdir in FAMILIES.items():
+        mdir = os.path.join(args.family_dir, fdir)
+        onnx = os.path.join(args.family_dir, fdir + ".onnx")
+        plan.append(("attnserve-" + fam, lambda mdir=mdir, fam=fam: Worker(
+            "attnserve-" + fam, [eb, "--model=" + mdir, "--worker"], env, logdir),
+            FAMILY_SHAPES))
+        plan.append(("onnxruntime-" + fam, lambda onnx=onnx, fam=fam: Worker(
+            "onnxruntime-" + fam, ["node", os.path.join(HERE, "ort_bench.js"), "--model", onnx],
+            node_env, logdir), FAMILY_SHAPES))
     if args.systems:
         keep = set(args.systems.split(","))
         plan = [p for p in plan if p[0] in keep]
@@ -269,11 +289,24 @@ def run_checks(systems, ceiling, check_path):
         return {"error": "dump failed: " + r.get("error", "")}
     for name, s in systems.items():
         w = s["worker"]
-        if w is None or name == "attnserve":
+        if w is None or name == "attnserve" or name.split("-", 1)[-1] in FAMILIES:
             continue
-        verb = "compare" if name in ("attnserve-bf16", "attnserve-int8") else "check"
+        verb = "compare" if name in ("attnserve-bf16", "attnserve-int8",
+                                     "attnserve-1t") else "check"
         res[name] = w.cmd("%s %s" % (verb, check_path))
         log("check %-15s %s" % (name, json.dumps(res[name])))
+    # Each family's ONNX Runtime model against attnserve on the same checkpoint.
+    for fam in FAMILIES:
+        ref = systems.get("attnserve-" + fam, {}).get("worker")
+        ort = systems.get("onnxruntime-" + fam, {}).get("worker")
+        if ref is None or ort is None:
+            continue
+        path = "%s-%s" % (check_path, fam)
+        r = ref.cmd("dump " + path)
+        res["onnxruntime-" + fam] = (ort.cmd("check " + path) if r.get("ok") else
+                                     {"ok": False, "error": "dump failed: " +
+                                      r.get("error", "")})
+        log("check %-15s %s" % ("onnxruntime-" + fam, json.dumps(res["onnxruntime-" + fam])))
     return res
 
 
@@ -568,6 +601,45 @@ def report(res):
             "n/a" if eg is None or cg is None else "%.0f %%" % (100 * eg / cg)))
     add("")
 
+    info = {n: d.get("info", {}) for n, d in res.get("systems", {}).items()}
+    add("### Where it ran")
+    add("")
+    add("CPU: %s; flags: %s. oneDNN dispatched to **%s** (`dnnl::get_effective_cpu_isa()`)."
+        % (res.get("cpu", "?"), res.get("cpu_flags", "?"),
+           info.get("attnserve", {}).get("isa", "n/a")))
+    add("")
+    add("| precision | linear-layer kernel (FFN-in matmul, 8x128's rows) |")
+    add("|---|---|")
+    for p, sysname in (("fp32", "attnserve"), ("bf16", "attnserve-bf16"),
+                       ("int8", "attnserve-int8")):
+        add("| %s | `%s` |" % (p, info.get(sysname, {}).get("linear_impl", "n/a")))
+    add("")
+    add("### Threads: attnserve fp32 on 1 thread against 2 (same run)")
+    add("")
+    add("| shape | 1 thread ms | 2 threads ms | speed-up from the second thread |")
+    add("|---|---|---|---|")
+    for sh in SCALING_SHAPES:
+        add("| %s | %s | %s | %s |" % (sh, cell("attnserve-1t", sh), cell("attnserve", sh),
+                                       fmt_ratio(ratio(get("attnserve-1t", sh),
+                                                       get("attnserve", sh)))))
+    add("")
+    add("### Encoder families: attnserve fp32 against ONNX Runtime fp32 (same run)")
+    add("")
+    add("Random weights at the shapes of bert-base-uncased (`bench/make_bert_base.py`), "
+        "roberta-base and distilbert-base-uncased (`bench/make_family_models.py`); "
+        "ONNX Runtime pads and masks, attnserve packs (all shapes here are unpadded).")
+    add("")
+    add("| model | shape | attnserve ms | ONNX Runtime ms | ORT ÷ attnserve |")
+    add("|---|---|---|---|---|")
+    rows = [("BERT-base", "attnserve", "onnxruntime")] + [
+        ({"roberta": "RoBERTa-base", "distilbert": "DistilBERT-base"}[f],
+         "attnserve-" + f, "onnxruntime-" + f) for f in FAMILIES]
+    for label, a_name, o_name in rows:
+        for sh in FAMILY_SHAPES:
+            add("| %s | %s | %s | %s | %s |" % (label, sh, cell(a_name, sh), cell(o_name, sh),
+                                                fmt_ratio(ratio(get(o_name, sh),
+                                                                get(a_name, sh)))))
+    add("")
     add("### Output checks (check batch: 8 sequences of 16, 32, …, 128 tokens)")
     add("")
     add("| system | vs attnserve fp32 | max abs diff (hidden) | cosine | min token cosine | "
@@ -581,7 +653,9 @@ def report(res):
             add("| %s | error: %s | | | | |" % (name, c.get("error")))
             continue
         add("| %s | %s | %.2g | %.6f | %s | %s |" % (
-            name, "same batch", c["max_abs_hidden"], c["cosine"],
+            name, ("same batch" if name.split("-", 1)[-1] not in FAMILIES
+                   else "attnserve fp32 on the %s model" % name.split("-", 1)[-1]),
+            c["max_abs_hidden"], c["cosine"],
             "%.6f" % c["min_token_cosine"] if "min_token_cosine" in c else "",
             "%.2g" % c["max_abs_attention"] if "max_abs_attention" in c else ""))
     add("")
@@ -745,6 +819,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--model-dir", default=os.path.join(HERE, "out", "bert-base"))
     ap.add_argument("--onnx", default=os.path.join(HERE, "out", "bert-base.onnx"))
+    ap.add_argument("--family-dir", default=os.path.join(HERE, "out"),
+                    help="where bench/make_family_models.py wrote roberta-base, "
+                         "distilbert-base and their .onnx files")
     ap.add_argument("--quick", action="store_true", help="2 rounds, fewer calls, no server RSS")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--systems", default="", help="comma list to keep (default: all)")
@@ -777,6 +854,7 @@ def main():
         "machine": "%d cores (%s), OMP_NUM_THREADS=2" % (os.cpu_count(), cpu_name()),
         "loadavg_before": loadavg(), "rounds": rounds, "quick": args.quick,
         "shapes": shapes, "weight_bytes": weight_bytes(args.model_dir),
+        "cpu": cpu_name(), "cpu_flags": cpu_flags(),
     }
     t_start = time.time()
     ceiling = Worker("ceiling", [os.path.join(args.build, "bin", "encoder_bench"), "--worker"],
@@ -820,6 +898,21 @@ def main():
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
+
+
+def cpu_flags():
+    """The /proc/cpuinfo flags that decide the kernels (AMX, AVX-512 BF16/VNNI, AVX2)."""
+    want = ["amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f",
+            "avx2"]
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(x if x in have else "no " + x for x in want)
+    except OSError:
+        pass
+    return "?"
 
 
 def cpu_name():

@@ -5,7 +5,8 @@
 #
 # 1. installs what is missing (Debian: OpenBLAS for PyTorch, torch, numpy, node,
 #    the C++ build dependencies; npm: onnxruntime-node into bench/out/node),
-# 2. generates the random-weight BERT-base if missing (bench/make_bert_base.py),
+# 2. generates the random-weight BERT-base, RoBERTa-base and DistilBERT-base if
+#    missing (bench/make_bert_base.py, bench/make_family_models.py),
 # 3. builds encoder_bench, grpc_bench and attnserve in build-bench/ (-j2),
 # 4. runs bench/run.py: every system interleaved, OMP_NUM_THREADS=2, medians,
 #    a markdown report printed and kept in bench/out/runs/<time>/report.md.
@@ -51,6 +52,7 @@ fi
 
 # --- 2. model -----------------------------------------------------------------
 /usr/bin/python3 bench/make_bert_base.py
+/usr/bin/python3 bench/make_family_models.py   # RoBERTa-base, DistilBERT-base
 
 # --- 3. build -----------------------------------------------------------------
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then

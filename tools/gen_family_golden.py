@@ -274,7 +274,7 @@ def encoder_forward(family, w, c, ids, type_ids, mask=None, head_mask=None):
         w["embeddings.position_embeddings.weight"][pos]
     if family != "distilbert":
         x = x + w["embeddings.token_type_embeddings.weight"][type_ids]
-    E = x.shape[-1]
+    E = c.get("embedding_size", H)  # a Python int: torch.onnx.export needs it constant
     x = ln(x, "embeddings.LayerNorm", E)
     if family == "electra" and "embeddings_project.weight" in w:
         x = lin(x, "embeddings_project")

@@ -94,8 +94,8 @@ int64_t RowBucket(int64_t m) {
 
 struct LinearKernels::Kernel {
   dnnl::matmul matmul;
-  memory::desc weight_desc;        // layout this primitive reads the weights in
-  dnnl::reorder to_bf16;           // bf16: f32 → bf16 activations
+  memory::desc weight_desc;  // layout this primitive reads the weights in
+  dnnl::reorder to_bf16;     // bf16: f32 → bf16 activations
 };
 
 // Grows `v` to at least n elements; never shrinks.
@@ -200,6 +200,18 @@ absl::Status LinearKernels::Prepare(int64_t rows) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> LinearKernels::ImplName(int64_t rows) {
+  ASSIGN_OR_RETURN(Kernel * kernel, Get(rows));
+  const char* name = nullptr;
+  if (dnnl_primitive_desc_query(kernel->matmul.get_primitive_desc(),
+                                dnnl_query_impl_info_str, 0,
+                                &name) != dnnl_success ||
+      name == nullptr) {
+    return absl::InternalError("oneDNN did not name the matmul kernel");
+  }
+  return std::string(name);
+}
+
 Linear::Linear(std::shared_ptr<LinearKernels> kernels)
     : kernels_(std::move(kernels)) {}
 Linear::~Linear() = default;
@@ -246,10 +258,11 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
     // PyTorch's (N, K) row-major is the "ba" layout of the (K, N) operand
     // (int8: of the (1, K, N) operand, strides {K·N, 1, K}).
     memory plain =
-        int8 ? memory(memory::desc({1, k, n}, dt::s8, memory::dims{k * n, 1, k}),
-                      ctx->engine, quantized.data())
-             : memory(memory::desc({k, n}, dt::f32, tag::ba), ctx->engine,
-                      const_cast<float*>(weight.data()));
+        int8
+            ? memory(memory::desc({1, k, n}, dt::s8, memory::dims{k * n, 1, k}),
+                     ctx->engine, quantized.data())
+            : memory(memory::desc({k, n}, dt::f32, tag::ba), ctx->engine,
+                     const_cast<float*>(weight.data()));
     memory packed(first->weight_desc, ctx->engine);
     dnnl::reorder(plain, packed).execute(ctx->stream, plain, packed);
     ctx->stream.wait();

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -44,6 +45,9 @@ class LinearKernels {
   // Get(rows) now, and the activation scratch sized for it: what the first
   // Run with this many rows would otherwise do.
   absl::Status Prepare(int64_t rows);
+  // oneDNN's name for the matmul kernel that runs `rows` rows (for instance
+  // "brg:avx512_core_amx_bf16"): what the benchmarks record per precision.
+  absl::StatusOr<std::string> ImplName(int64_t rows);
 
   DnnlContext* ctx() const { return ctx_; }
   int64_t n() const { return n_; }
