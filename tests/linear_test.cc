@@ -42,8 +42,7 @@ const char* ActName(Activation a) {
 // "m3_n48_k16_gelu": the test's name and how a failure prints the shape.
 std::string ShapeName(const Shape& s) {
   return "m" + std::to_string(s.m) + "_n" + std::to_string(s.n) + "_k" +
-         std::to_string(s.k) + ActName(s.act) +
-         (s.residual ? "_residual" : "");
+         std::to_string(s.k) + ActName(s.act) + (s.residual ? "_residual" : "");
 }
 
 void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
@@ -143,8 +142,8 @@ TEST(LinearTest, ActivationScratchIsOneBufferForAllRowCounts) {
     const int64_t n = 32, k = 48;
     const auto w = Random(n * k, 0.2f, &rng);
     const auto b = Random(n, 0.2f, &rng);
-    auto kernels =
-        std::make_shared<LinearKernels>(&ctx, n, k, LinearSpec{Activation::kNone, false, p});
+    auto kernels = std::make_shared<LinearKernels>(
+        &ctx, n, k, LinearSpec{Activation::kNone, false, p});
     auto linear = Linear::Create(&ctx, w, b, n, k, kernels->spec(), kernels);
     ASSERT_TRUE(linear.ok()) << linear.status();
     int64_t largest = 0;
@@ -155,9 +154,29 @@ TEST(LinearTest, ActivationScratchIsOneBufferForAllRowCounts) {
       largest = std::max(largest, RowBucket(m));
     }
     const LinearKernels::Scratch& s = kernels->scratch();
-    const size_t held = s.bf16.size() * 2 + s.u8.size() + s.row_scales.size() * 4;
+    const size_t held =
+        s.bf16.size() * 2 + s.u8.size() + s.row_scales.size() * 4;
     const size_t per_row = p == Precision::kBFloat16 ? 2 * k : k + 4;
     EXPECT_EQ(held, static_cast<size_t>(largest) * per_row) << PrecisionName(p);
+  }
+}
+
+// The benchmarks record these names per precision: each must be a name, and
+// fp32's a real kernel (a matmul through "ref" is a 20× regression; bf16 and
+// int8 may fall back to it on CPUs without AVX-512, so only fp32 is held to
+// it).
+TEST(LinearTest, ImplNameNamesTheKernelOfEachPrecision) {
+  DnnlContext ctx;
+  for (Precision p :
+       {Precision::kFloat32, Precision::kBFloat16, Precision::kInt8}) {
+    LinearKernels kernels(&ctx, 96, 64,
+                          LinearSpec{Activation::kGeluErf, false, p});
+    auto name = kernels.ImplName(RowBucket(1024));
+    ASSERT_TRUE(name.ok()) << name.status();
+    EXPECT_FALSE(name->empty()) << PrecisionName(p);
+    if (p == Precision::kFloat32) {
+      EXPECT_EQ(name->find("ref"), std::string::npos) << *name;
+    }
   }
 }
 
