@@ -18,6 +18,9 @@
 //       the server, whose batcher thread runs what main() loaded.
 //   encoder_bench ... --prune_heads=L:H,...
 //       The model with those heads pruned at load (EncoderOptions).
+//   encoder_bench ... --bf16_attention=amx|always|never
+//       bf16 models: Q·Kᵀ and P·V in bf16 where AMX runs (default), always
+//       (to time it on hosts without AMX), or never (EncoderOptions).
 //   encoder_bench --worker        (no --model) matmul ceilings only
 //   encoder_bench --model=DIR --precision=P --rss=SHAPE
 //       Fresh-process memory: RSS after Load and the peak during Load, then
@@ -341,6 +344,7 @@ class Worker {
 
 int Main(int argc, char** argv) {
   std::string model, precision = "fp32", rss_shape, prune;
+  std::string bf16_attention = "amx";  // amx | always | never
   bool worker = false;
   bool forward_thread = false;
   for (int i = 1; i < argc; ++i) {
@@ -357,15 +361,19 @@ int Main(int argc, char** argv) {
       rss_shape = v;
     } else if (auto v = value("--prune_heads=")) {
       prune = v;
+    } else if (auto v = value("--bf16_attention=")) {
+      bf16_attention = v;
     } else if (a == "--worker") {
       worker = true;
     } else if (a == "--forward-thread") {
       forward_thread = true;
     } else {
-      std::fprintf(stderr,
-                   "usage: encoder_bench [--model=DIR] [--precision=P] "
-                   "[--prune_heads=L:H,...] (--worker [--forward-thread] | "
-                   "--rss=SHAPE)\n");
+      std::fprintf(
+          stderr,
+          "usage: encoder_bench [--model=DIR] [--precision=P] "
+          "[--prune_heads=L:H,...] [--bf16_attention=amx|always|never] "
+          "(--worker [--forward-thread] | "
+          "--rss=SHAPE)\n");
       return 2;
     }
   }
@@ -388,6 +396,10 @@ int Main(int argc, char** argv) {
       return 2;
     }
     options.prune_heads = *std::move(heads);
+    options.bf16_attention = bf16_attention == "always" ? Bf16Attention::kAlways
+                             : bf16_attention == "never"
+                                 ? Bf16Attention::kNever
+                                 : Bf16Attention::kWhereAmx;
     auto loaded = Encoder::Load(model, options);
     load_s = MsSince(t0) / 1e3;
     if (!loaded.ok()) {
@@ -409,6 +421,9 @@ int Main(int argc, char** argv) {
     LinearKernels ffn1(&ctx, c.intermediate_size, c.hidden_size,
                        LinearSpec{c.activation, false, *prec});
     auto impl = ffn1.ImplName(RowBucket(8 * 128));
+    loaded_json +=
+        absl::StrFormat(",\"attention_bf16\":%s",
+                        encoder->info().attention_bf16 ? "true" : "false");
     loaded_json += absl::StrFormat(
         ",\"linear_impl\":%s",
         JsonString(impl.ok() ? *impl : impl.status().ToString()));

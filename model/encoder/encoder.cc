@@ -19,6 +19,7 @@
 #include "model/checkpoint/weights.h"
 #include "model/encoder/pooling.h"
 #include "model/kernels/attention.h"
+#include "model/kernels/cpu.h"
 #include "model/kernels/dnnl_context.h"
 #include "model/kernels/layer_norm.h"
 #include "model/kernels/linear.h"
@@ -182,6 +183,10 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
   const int64_t d = c.head_size();
   ASSIGN_OR_RETURN(info.pruned, PruneMask(options.prune_heads, c));
+  info.attention_bf16 =
+      options.precision == Precision::kBFloat16 &&
+      (options.bf16_attention == Bf16Attention::kAlways ||
+       (options.bf16_attention == Bf16Attention::kWhereAmx && OneDnnUsesAmx()));
   // One set of primitives per layer shape, shared by all layers of it (one
   // shape per kind unless pruning leaves layers with different head counts).
   DnnlContext* ctx = &impl->ctx;
@@ -216,7 +221,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
                                              a, out->spec(), out));
       auto& core = impl->attention[int(p.heads.size())];
       if (core == nullptr) {
-        core = std::make_unique<Attention>(ctx, int(p.heads.size()), int(d));
+        core = std::make_unique<Attention>(ctx, int(p.heads.size()), int(d),
+                                           info.attention_bf16);
       }
       p.attention = core.get();
     }

@@ -22,6 +22,14 @@
 
 namespace attnserve {
 
+// Whether a bf16 model also runs Q·Kᵀ and P·V in bf16 (softmax and the maps
+// returned stay f32). Only bf16 models; fp32 and int8 attention is f32.
+enum class Bf16Attention {
+  kWhereAmx,  // where oneDNN runs AMX: there it is faster; elsewhere slower
+  kAlways,    // tests and benchmarks on hosts without AMX
+  kNever,
+};
+
 struct EncoderOptions {
   Precision precision =
       Precision::kFloat32;  // compute precision of the matmuls
@@ -38,6 +46,7 @@ struct EncoderOptions {
   // of growing each time the load brings a new batch size, and no request
   // pays for creating a primitive. 0: everything on first use.
   int64_t warm_up_rows = 0;
+  Bf16Attention bf16_attention = Bf16Attention::kWhereAmx;
 };
 
 // "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
@@ -52,6 +61,7 @@ struct ModelInfo {
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
   bool has_pooler = false;
+  bool attention_bf16 = false;  // Q·Kᵀ and P·V in bf16 (EncoderOptions)
   PoolingMode default_pooling = PoolingMode::kCls;
   Precision precision = Precision::kFloat32;
   // After EncoderOptions::prune_heads. Head indices everywhere (maps,

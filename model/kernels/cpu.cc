@@ -33,9 +33,13 @@ std::string EffectiveCpuIsa() {
   return "unknown";
 }
 
+bool OneDnnUsesAmx() {
+  return dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
+}
+
 Precision AutoPrecision(std::string* why) {
   const std::string isa = EffectiveCpuIsa();
-  if (dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx) {
+  if (OneDnnUsesAmx()) {
     *why = absl::StrCat("oneDNN runs ", isa,
                         ": AMX tiles make bf16 matmuls "
                         "several times faster than fp32");

@@ -18,6 +18,9 @@ namespace attnserve {
 // ONEDNN_MAX_CPU_ISA cap).
 std::string EffectiveCpuIsa();
 
+// True where oneDNN dispatches to AMX tiles (after any ONEDNN_MAX_CPU_ISA cap).
+bool OneDnnUsesAmx();
+
 // --precision=auto: bf16 where oneDNN runs AMX, fp32 elsewhere (exact
 // attention maps are the default promise; bf16 is chosen only where it is
 // several times faster). `why` says which ISA decided it.
