@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "model/kernels/cpu.h"
 #include "tests/naive.h"
 
 namespace attnserve {
@@ -69,6 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
 class AttentionBf16Test : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
+  if (absl::Status s = CheckPrecisionSupported(Precision::kBFloat16); !s.ok()) {
+    GTEST_SKIP() << s;
+  }
   const Shape s = GetParam();
   const int64_t hd = int64_t{s.heads} * s.head_size;
   std::mt19937 rng(s.n * 1000 + s.t * 10 + s.heads);

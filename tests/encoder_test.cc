@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/demo/demo_model.h"
+#include "model/kernels/cpu.h"
 #include "tests/golden.h"
 
 namespace attnserve {
@@ -201,6 +202,17 @@ class EncoderPrecisionTest : public ::testing::TestWithParam<PrecisionBound> {};
 
 TEST_P(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
   const PrecisionBound bound = GetParam();
+  if (!CheckPrecisionSupported(bound.precision).ok()) {
+    // bf16 on a CPU (or ONEDNN_MAX_CPU_ISA) below AVX-512: refused at load
+    // with a message that says why, not with oneDNN's.
+    auto encoder =
+        Encoder::Load(DataPath("tiny_bert"), EncoderOptions{bound.precision});
+    ASSERT_FALSE(encoder.ok());
+    EXPECT_EQ(encoder.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(encoder.status().message(),
+                ::testing::HasSubstr("needs a CPU with AVX-512"));
+    return;
+  }
   std::string dir;
   std::mt19937 rng(11);
   std::vector<SequenceTask> tasks;
@@ -266,9 +278,15 @@ TEST_P(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
       "[ %s ] min token cosine to fp32 = %.6f, attention diff mean %.3g, "
       "max %.3g\n",
       BoundName(bound).c_str(), worst_cos, mean_attention, worst_attention);
+  // Without VNNI int8 weights keep 7 bits (cpu.h): the demo model's largest
+  // attention difference measured 0.295 there (ONEDNN_MAX_CPU_ISA=AVX2 or
+  // AVX512_CORE), against 0.164 with VNNI; the other figures stay in bounds.
+  const double max_attention_bound =
+      bound.max_attention_diff *
+      (bound.precision == Precision::kInt8 && Int8WeightMax() < 127 ? 2 : 1);
   EXPECT_GE(worst_cos, bound.min_token_cosine);
   EXPECT_LE(mean_attention, bound.max_mean_attention_diff);
-  EXPECT_LE(worst_attention, bound.max_attention_diff);
+  EXPECT_LE(worst_attention, max_attention_bound);
 }
 
 // Bounds about 10× what was measured (AMD EPYC, oneDNN 2.6.3, per-token int8

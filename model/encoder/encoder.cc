@@ -182,6 +182,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   impl->config = c;
   const int64_t h = c.hidden_size, inter = c.intermediate_size;
   const int64_t d = c.head_size();
+  RETURN_IF_ERROR(CheckPrecisionSupported(options.precision));
   ASSIGN_OR_RETURN(info.pruned, PruneMask(options.prune_heads, c));
   info.attention_bf16 =
       options.precision == Precision::kBFloat16 &&

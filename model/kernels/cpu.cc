@@ -33,6 +33,37 @@ std::string EffectiveCpuIsa() {
   return "unknown";
 }
 
+int Int8WeightMax() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2_vnni:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+    case dnnl::cpu_isa::all:
+      return 127;
+    default:
+      return 63;
+  }
+}
+
+absl::Status CheckPrecisionSupported(Precision precision) {
+  if (precision != Precision::kBFloat16) return absl::OkStatus();
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+    case dnnl::cpu_isa::all:
+      return absl::OkStatus();
+    default:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--precision=bf16 needs a CPU with AVX-512: oneDNN runs ",
+          EffectiveCpuIsa(),
+          " here, which has no bf16 matmul; use fp32 or int8 (or "
+          "--precision=auto)"));
+  }
+}
+
 bool OneDnnUsesAmx() {
   return dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
 }

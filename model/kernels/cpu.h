@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "model/types.h"
 
 namespace attnserve {
@@ -20,6 +21,18 @@ std::string EffectiveCpuIsa();
 
 // True where oneDNN dispatches to AMX tiles (after any ONEDNN_MAX_CPU_ISA cap).
 bool OneDnnUsesAmx();
+
+// int8 weights' largest code. u8·s8 products are summed in pairs: VNNI
+// (and AMX) accumulate them in int32, but without VNNI oneDNN uses
+// vpmaddubsw, whose 16-bit pair sums saturate (255·127·2 > 32767); there
+// weights keep 7 bits (±63) so no pair overflows (255·63·2 = 32130).
+// Measured without VNNI at 8 bits (ONEDNN_MAX_CPU_ISA=AVX512_CORE): hidden
+// states' cosine to fp32 fell to 0.93.
+int Int8WeightMax();
+
+// OK when oneDNN can run `precision` here; FailedPrecondition naming the ISA
+// otherwise (bf16 matmuls need AVX-512: oneDNN 2.6 has none on AVX2).
+absl::Status CheckPrecisionSupported(Precision precision);
 
 // --precision=auto: bf16 where oneDNN runs AMX, fp32 elsewhere (exact
 // attention maps are the default promise; bf16 is chosen only where it is

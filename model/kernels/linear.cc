@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "model/kernels/cpu.h"
 
 namespace attnserve {
 
@@ -238,12 +239,13 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
   std::vector<int8_t> quantized;  // (N, K) s8
   if (int8) {
     // Symmetric per-output-channel quantization: row n of W is scaled so its
-    // largest magnitude maps to 127.
+    // largest magnitude maps to 127 (63 without VNNI: cpu.h says why).
+    const float code_max = static_cast<float>(Int8WeightMax());
     quantized.resize(n * k);
     linear->scales_.resize(n);
     for (int64_t r = 0; r < n; ++r) {
       const float max = AbsMax(&weight[r * k], k);
-      const float scale = max > 0 ? max / 127.f : 1.f;
+      const float scale = max > 0 ? max / code_max : 1.f;
       linear->scales_[r] = scale;
       for (int64_t c = 0; c < k; ++c) {
         quantized[r * k + c] =
