@@ -178,7 +178,8 @@ class ScrapedCollector final : public prometheus::Collectable {
 
 }  // namespace
 
-Metrics::Metrics(const ModelLabels& model, std::function<int()> queued)
+Metrics::Metrics(const std::vector<ModelLabels>& models,
+                 std::function<int()> queued)
     : registry_(std::make_shared<prometheus::Registry>()),
       scraped_(std::make_shared<ScrapedCollector>(std::move(queued))),
       requests_(prometheus::BuildCounter()
@@ -231,16 +232,19 @@ Metrics::Metrics(const ModelLabels& model, std::function<int()> queued)
                     .Register(*registry_)
                     .Add({})),
       serving_(std::make_shared<std::atomic<bool>>(false)) {
-  prometheus::BuildGauge()
-      .Name("attnserve_model_info")
-      .Help("The served model; the value is always 1.")
-      .Register(*registry_)
-      .Add({{"model", model.model},
-            {"precision", model.precision},
-            {"layers", absl::StrCat(model.layers)},
-            {"heads", absl::StrCat(model.heads)},
-            {"hidden", absl::StrCat(model.hidden)}})
-      .Set(1);
+  prometheus::Family<prometheus::Gauge>& info =
+      prometheus::BuildGauge()
+          .Name("attnserve_model_info")
+          .Help("The served models, one series each; the value is always 1.")
+          .Register(*registry_);
+  for (const ModelLabels& model : models) {
+    info.Add({{"model", model.model},
+              {"precision", model.precision},
+              {"layers", absl::StrCat(model.layers)},
+              {"heads", absl::StrCat(model.heads)},
+              {"hidden", absl::StrCat(model.hidden)}})
+        .Set(1);
+  }
 }
 
 Metrics::~Metrics() {

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -42,7 +43,7 @@ namespace attnserve {
 
 class Metrics final : public CallObserver, public BatchListener {
  public:
-  // The labels of attnserve_model_info.
+  // The labels of attnserve_model_info (one series per served model).
   struct ModelLabels {
     std::string model;
     std::string precision;
@@ -53,7 +54,7 @@ class Metrics final : public CallObserver, public BatchListener {
 
   // `queued` (the requests waiting for the inference thread) is called at
   // each scrape, only after Listen().
-  Metrics(const ModelLabels& model, std::function<int()> queued);
+  Metrics(const std::vector<ModelLabels>& models, std::function<int()> queued);
   ~Metrics() override;
 
   // Starts the HTTP endpoint on `address` (HOST:PORT, port 0 = any free

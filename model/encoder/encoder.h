@@ -38,6 +38,9 @@ struct EncoderOptions {
   // of growing each time the load brings a new batch size, and no request
   // pays for creating a primitive. 0: everything on first use.
   int64_t warm_up_rows = 0;
+  // ModelInfo::name, the name clients ask for; empty = the directory's base
+  // name.
+  std::string name = {};
 };
 
 // "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
@@ -47,7 +50,7 @@ absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
 
 // What the loader found; immutable after Load.
 struct ModelInfo {
-  std::string name;  // the model directory's base name
+  std::string name;  // EncoderOptions::name, else the directory's base name
   std::string family;  // "bert", "roberta", "distilbert" or "electra"
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
@@ -59,6 +62,9 @@ struct ModelInfo {
   // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
   std::vector<int> heads_per_layer;  // (L) heads each layer still has
   std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
+  // Bytes the loaded weights hold: the packed linear layers (in the compute
+  // precision) and the host-side embeddings, LayerNorms and pooler.
+  int64_t weight_bytes = 0;
   bool IsPruned(int layer, int head) const {
     return !pruned.empty() &&
            pruned[size_t(layer) * config.num_heads + head] != 0;
