@@ -163,6 +163,7 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
     Batcher::Request::Timing timing;  // written by the batcher before done
   };
   auto labels = std::make_shared<Labels>();
+  labels->work.model = (*model)->info->name;
   labels->work.sequences = static_cast<int64_t>(validated->tasks.size());
   for (const SequenceTask& task : validated->tasks) {
     labels->work.tokens += static_cast<int64_t>(task.token_ids.size());
@@ -261,6 +262,10 @@ grpc::ServerUnaryReactor* EncoderService::ListModels(
   for (int index : models_->ListOrder()) {
     ToProtoModelInfo(models_->served(index), response.add_models());
   }
+  if (models_->default_index() >= 0) {
+    response.set_default_model(
+        models_->served(models_->default_index()).info->name);
+  }
   return FinishNowWith(calls_, response, response_bytes);
 }
 
@@ -300,6 +305,7 @@ grpc::ServerUnaryReactor* EncoderService::Tokenize(
   if (!inputs.ok()) return FinishNow(calls_, inputs.status());
   v1::TokenizeResponse response;
   CallWork work;
+  work.model = (*model)->info->name;
   work.sequences = static_cast<int64_t>(inputs->size());
   for (InputSequence& input : *inputs) {
     work.tokens += static_cast<int64_t>(input.ids.size());
@@ -336,6 +342,7 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
   call->response = response_bytes;
   call->deadline = RequestDeadline(*context, default_deadline_);
   call->start = start;
+  call->work.model = call->model->info->name;
   call->work.sequences = request.sequences_size();
   // Its compute tokens: every forward pass of the ranking.
   call->work.tokens = call->job.ablation_tokens();

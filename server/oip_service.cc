@@ -128,6 +128,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
                                           request.id(),
                                           {},
                                           {}});
+  call->work.model = model->info->name;
   call->work.sequences = static_cast<int64_t>(job.tasks.size());
   for (const SequenceTask& task : job.tasks) {
     call->work.tokens += static_cast<int64_t>(task.token_ids.size());

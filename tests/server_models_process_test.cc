@@ -140,6 +140,14 @@ TEST_F(ModelsProcessTest, AttnctlAsksForTheModelItNames) {
   EXPECT_THAT(unknown.output,
               HasSubstr("NOT_FOUND: model \"bert-large\" is not served here; "
                         "served: \"tiny_bert\", \"roberta\", \"slow\""));
+  CommandResult models = RunShell(attnctl + " models");
+  EXPECT_EQ(models.status, 0) << models.output;
+  EXPECT_THAT(models.output, ::testing::ContainsRegex(
+                                 "\ntiny_bert \\(default\\) +bert +2 +4 +32 +"
+                                 "fp32 +yes +40\n"));
+  EXPECT_THAT(models.output,
+              ::testing::ContainsRegex("\nroberta +roberta +2 +3 +36 +bf16 +no"));
+  EXPECT_THAT(models.output, ::testing::ContainsRegex("\nslow +bert +4 +8 +512"));
   CommandResult text = RunShell(attnctl + " encode \"the cat sat\"");
   EXPECT_EQ(text.status, 0) << text.output;
   EXPECT_THAT(text.output, HasSubstr("model tiny_bert"));
