@@ -198,9 +198,9 @@ absl::StatusOr<v1::Pooling> ParsePooling(absl::string_view name) {
       absl::StrCat("--pooling=", name, ": use cls, mean, pooler or none"));
 }
 
-constexpr const char* kCommands[] = {
-    "info",  "models",    "tokenize",    "encode", "similarity",
-    "heads", "attention", "prune-curve", "bench"};
+constexpr const char* kCommands[] = {"info",      "models",      "tokenize",
+                                     "encode",    "similarity",  "heads",
+                                     "attention", "prune-curve", "bench"};
 
 // Whether any bench flag differs from its default.
 bool BenchFlagsGiven(const BenchFlags& b) {

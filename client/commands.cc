@@ -215,9 +215,8 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
       i.num_heads() > 0 ? i.hidden_size() / i.num_heads() : 0, i.hidden_size(),
       i.intermediate_size(), i.vocab_size(), i.type_vocab_size(),
       i.max_position_embeddings(), i.max_tokens(), i.weight_dtype(),
-      i.precision(),
-      i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
-      v1::Pooling_Name(i.default_pooling()));
+      i.precision(), i.has_pooler() ? "yes" : "no",
+      i.has_tokenizer() ? "yes" : "no", v1::Pooling_Name(i.default_pooling()));
   if (i.pruned_heads_size() > 0) {
     std::vector<std::string> pruned;
     for (const v1::HeadRef& ref : i.pruned_heads()) {
@@ -245,9 +244,9 @@ absl::Status Models(const Flags& f, v1::Encoder::StubInterface& stub,
     absl::StrAppend(out, JsonMessage(response), "\n");
     return absl::OkStatus();
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"model", "family", "layers", "heads", "hidden", "precision",
-       "tokenizer", "max tokens"}};
+  std::vector<std::vector<std::string>> rows = {{"model", "family", "layers",
+                                                 "heads", "hidden", "precision",
+                                                 "tokenizer", "max tokens"}};
   for (const v1::ModelInfo& m : response.models()) {
     rows.push_back({m.name() == response.default_model()
                         ? absl::StrCat(m.name(), " (default)")
@@ -273,8 +272,7 @@ absl::Status Models(const Flags& f, v1::Encoder::StubInterface& stub,
     absl::StrAppend(out, line, "\n");
   }
   if (response.default_model().empty() && response.models_size() > 1) {
-    absl::StrAppend(out,
-                    "no default model: name one with --model=NAME\n");
+    absl::StrAppend(out, "no default model: name one with --model=NAME\n");
   }
   return absl::OkStatus();
 }

@@ -65,18 +65,18 @@ std::string FormatAccessLine(const CallRecord& r, LogFormat format) {
         ",\"sequences\":", r.work.sequences, ",\"tokens\":", r.work.tokens,
         ",\"queue_ms\":", queue, ",\"inference_ms\":", inference,
         ",\"total_ms\":", total, ",\"response_bytes\":", r.response_bytes,
-        r.work.model.empty() ? "" : absl::StrCat(",\"model\":", Json(r.work.model)),
+        r.work.model.empty() ? ""
+                             : absl::StrCat(",\"model\":", Json(r.work.model)),
         "}");
   }
-  return absl::StrCat("time=", time, " method=", Logfmt(r.method),
-                      " peer=", Logfmt(r.peer), " code=", code,
-                      " sequences=", r.work.sequences,
-                      " tokens=", r.work.tokens, " queue_ms=", queue,
-                      " inference_ms=", inference, " total_ms=", total,
-                      " response_bytes=", r.response_bytes,
-                      r.work.model.empty()
-                          ? ""
-                          : absl::StrCat(" model=", Logfmt(r.work.model)));
+  return absl::StrCat(
+      "time=", time, " method=", Logfmt(r.method), " peer=", Logfmt(r.peer),
+      " code=", code, " sequences=", r.work.sequences,
+      " tokens=", r.work.tokens, " queue_ms=", queue,
+      " inference_ms=", inference, " total_ms=", total,
+      " response_bytes=", r.response_bytes,
+      r.work.model.empty() ? ""
+                           : absl::StrCat(" model=", Logfmt(r.work.model)));
 }
 
 AccessLog::AccessLog(LogFormat format, std::FILE* out, size_t max_pending)

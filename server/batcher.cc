@@ -244,7 +244,7 @@ void Batcher::Run(int model, std::vector<Request>& batch) {
       ++passes;
       answers.push_back(
           CallForward(forward, absl::MakeConstSpan(tasks).subspan(
-                                    offset[i], offset[i + 1] - offset[i])));
+                                   offset[i], offset[i + 1] - offset[i])));
     }
   }
   const absl::Duration duration = absl::Now() - start;

@@ -15,7 +15,6 @@
 // request, exit 0. SIGHUP: re-read --auth_tokens_file.
 #include <pthread.h>
 #include <signal.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -216,7 +215,6 @@ attnserve::ServerOptions OptionsFromFlags() {
   return options;
 }
 
-
 // /proc/self/statm's resident pages, in bytes; 0 where it cannot be read.
 int64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
@@ -232,16 +230,15 @@ std::string Mib(int64_t bytes) {
 // `text` (fp32, bf16, int8 or auto) of flag `flag`; auto is resolved here
 // and its choice logged.
 attnserve::Precision PrecisionFromFlag(const std::string& flag,
-                                       const std::string& text,
-                                       bool log_auto) {
+                                       const std::string& text, bool log_auto) {
   if (text == "auto") {
     std::string why;
     const attnserve::Precision precision = attnserve::AutoPrecision(&why);
     if (log_auto) {
-      std::fprintf(stderr, "attnserve: %s chose %s: %s\n",
-                   absl::StrCat(flag, flag == "--precision" ? "=auto" : "")
-                       .c_str(),
-                   attnserve::PrecisionName(precision), why.c_str());
+      std::fprintf(
+          stderr, "attnserve: %s chose %s: %s\n",
+          absl::StrCat(flag, flag == "--precision" ? "=auto" : "").c_str(),
+          attnserve::PrecisionName(precision), why.c_str());
     }
     return precision;
   }
@@ -294,8 +291,8 @@ attnserve::ModelRegistry::Model LoadModel(
       [&] { encoder = attnserve::Encoder::Load(spec.dir, encoder_options); });
   loader.join();
   if (!encoder.ok()) {
-    Die(absl::StrCat("cannot load model ", spec.name, " from ", spec.dir,
-                     ": ", encoder.status().message()));
+    Die(absl::StrCat("cannot load model ", spec.name, " from ", spec.dir, ": ",
+                     encoder.status().message()));
   }
   const attnserve::ModelInfo& info = (*encoder)->info();
   absl::StatusOr<std::unique_ptr<attnserve::TextTokenizer>> tokenizer =
@@ -365,8 +362,8 @@ int main(int argc, char** argv) {
   std::vector<char*> joined_argv;
   for (std::string& arg : args) joined_argv.push_back(arg.data());
   joined_argv.push_back(nullptr);
-  std::vector<char*> rest = absl::ParseCommandLine(
-      static_cast<int>(args.size()), joined_argv.data());
+  std::vector<char*> rest =
+      absl::ParseCommandLine(static_cast<int>(args.size()), joined_argv.data());
   if (rest.size() > 1) {
     Die(absl::StrCat("unexpected argument \"", rest[1],
                      "\" (flags are --name=value; see --help)"));
@@ -424,8 +421,8 @@ int main(int argc, char** argv) {
     const attnserve::ModelInfo& info = model.encoder->info();
     served.push_back(absl::StrCat(
         info.name, " (", info.config.num_layers, " layers, ",
-        info.config.num_heads, " heads, hidden ", info.config.hidden_size,
-        ", ", attnserve::PrecisionName(info.precision), ")"));
+        info.config.num_heads, " heads, hidden ", info.config.hidden_size, ", ",
+        attnserve::PrecisionName(info.precision), ")"));
   }
   absl::StatusOr<std::unique_ptr<attnserve::ModelRegistry>> registry =
       attnserve::ModelRegistry::Create(std::move(models),
@@ -447,11 +444,10 @@ int main(int argc, char** argv) {
                  metrics.c_str());
   }
   // One line; tests and scripts read the port after " on ".
-  std::fprintf(stderr, "attnserve: serving %s%s on %s\n",
-               served.size() > 1
-                   ? absl::StrCat(served.size(), " models: ").c_str()
-                   : "",
-               absl::StrJoin(served, ", ").c_str(), address.c_str());
+  std::fprintf(
+      stderr, "attnserve: serving %s%s on %s\n",
+      served.size() > 1 ? absl::StrCat(served.size(), " models: ").c_str() : "",
+      absl::StrJoin(served, ", ").c_str(), address.c_str());
   std::fflush(stderr);
 
   int signal_number = 0;

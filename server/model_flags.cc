@@ -60,9 +60,9 @@ absl::StatusOr<std::vector<ModelSpec>> ScanModelRepository(
   std::error_code error;
   fs::directory_iterator it(dir, error);
   if (error) {
-    return absl::NotFoundError(absl::StrCat(
-        "--model_repository=", dir, ": cannot read it (", error.message(),
-        ")"));
+    return absl::NotFoundError(absl::StrCat("--model_repository=", dir,
+                                            ": cannot read it (",
+                                            error.message(), ")"));
   }
   std::vector<ModelSpec> specs;
   for (const fs::directory_entry& entry : it) {
@@ -72,14 +72,13 @@ absl::StatusOr<std::vector<ModelSpec>> ScanModelRepository(
     specs.push_back({entry.path().filename().string(), entry.path().string()});
   }
   if (specs.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--model_repository=", dir,
-        " holds no model (no subdirectory has a config.json)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_repository=", dir,
+                     " holds no model (no subdirectory has a config.json)"));
   }
-  std::sort(specs.begin(), specs.end(),
-            [](const ModelSpec& a, const ModelSpec& b) {
-              return a.name < b.name;
-            });
+  std::sort(
+      specs.begin(), specs.end(),
+      [](const ModelSpec& a, const ModelSpec& b) { return a.name < b.name; });
   return specs;
 }
 
@@ -89,14 +88,14 @@ absl::StatusOr<std::map<std::string, std::string>> ParseModelPrecisions(
   for (const std::string& entry : entries) {
     const size_t eq = entry.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--model_precision=", entry,
-          ": expected NAME=PRECISION (fp32, bf16, int8 or auto)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model_precision=", entry,
+                       ": expected NAME=PRECISION (fp32, bf16, int8 or auto)"));
     }
     const std::string name = entry.substr(0, eq);
     if (!precisions.emplace(name, entry.substr(eq + 1)).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--model_precision names model \"", name, "\" twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model_precision names model \"", name, "\" twice"));
     }
   }
   return precisions;
@@ -110,8 +109,7 @@ absl::Status CheckModelSpecs(
       if (specs[i].name == specs[j].name) {
         return absl::InvalidArgumentError(absl::StrCat(
             "two models are named \"", specs[i].name, "\" (", specs[j].dir,
-            " and ", specs[i].dir,
-            "): name them apart with --model=NAME=DIR"));
+            " and ", specs[i].dir, "): name them apart with --model=NAME=DIR"));
       }
     }
   }

@@ -23,9 +23,9 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(
     }
     for (const Entry& other : registry->entries_) {
       if (other.served.info->name == name) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "two models are named \"", name,
-            "\": give one another name (--model=NAME=DIR)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("two models are named \"", name,
+                         "\": give one another name (--model=NAME=DIR)"));
       }
     }
     Entry entry;
@@ -58,10 +58,9 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(
       }
     }
     if (registry->default_index_ < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--default_model=", default_model,
-                       " is not a served model; served: ",
-                       registry->QuotedNames()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--default_model=", default_model,
+          " is not a served model; served: ", registry->QuotedNames()));
     }
   }
   return registry;

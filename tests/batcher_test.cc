@@ -383,16 +383,14 @@ TEST(BatcherModelsTest, AModelArrivingDuringAFloodRunsInTheNextPass) {
   ForwardFn a_forward = log.For(0, &a_model);
   BatcherOptions options;
   options.max_batch_tokens = 3;
-  Batcher batcher(
-      options,
-      {[&](absl::Span<const SequenceTask> tasks) {
-         if (first.exchange(false)) {
-           in_first_pass.Notify();
-           b_queued.WaitForNotification();
-         }
-         return a_forward(tasks);
-       },
-       log.For(1, &b_model)});
+  Batcher batcher(options, {[&](absl::Span<const SequenceTask> tasks) {
+                              if (first.exchange(false)) {
+                                in_first_pass.Notify();
+                                b_queued.WaitForNotification();
+                              }
+                              return a_forward(tasks);
+                            },
+                            log.For(1, &b_model)});
   constexpr int kFlood = 20;
   std::vector<Answer> flood(kFlood);
   for (Answer& a : flood) {
@@ -415,8 +413,7 @@ TEST(BatcherModelsTest, ModelsWithWorkTakeTurns) {
   PassLog log;
   BatcherOptions options;
   options.max_batch_tokens = 3;
-  Batcher batcher(options,
-                  {log.For(0, &m0), log.For(1, &m1), log.For(2, &m2)});
+  Batcher batcher(options, {log.For(0, &m0), log.For(1, &m1), log.For(2, &m2)});
   batcher.Pause();
   std::vector<Answer> answers(7);
   // Model 0: 3 requests, model 2: 3, model 1: 1, queued in that order.
@@ -443,8 +440,7 @@ TEST(BatcherModelsTest, TheQueueLimitIsPerModel) {
   ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({2}, &a2))).ok());
   absl::Status refused = batcher.Submit(ForModel(0, MakeRequest({3}, &a3)));
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(refused.message(),
-              HasSubstr("--max_queue_requests=2 per model"));
+  EXPECT_THAT(refused.message(), HasSubstr("--max_queue_requests=2 per model"));
   // A's full queue does not lock B out.
   EXPECT_TRUE(batcher.Submit(ForModel(1, MakeRequest({4}, &b1))).ok());
   batcher.Resume();

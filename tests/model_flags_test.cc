@@ -88,11 +88,11 @@ TEST(ModelPrecisionsTest, ParsesNamesAndRefusesUnknownOnes) {
 
 TEST(JoinRepeatedFlagsTest, JoinsEveryOccurrenceAtTheFirstsPlace) {
   EXPECT_THAT(
-      JoinRepeatedFlags({"--model=a=/m/a", "--address=x", "-model", "/m/b",
-                         "--model_precision=a=bf16", "--model=/m/c",
-                         "--model_repository=/r", "--model_precision",
-                         "b=int8"},
-                        {"model", "model_precision"}),
+      JoinRepeatedFlags(
+          {"--model=a=/m/a", "--address=x", "-model", "/m/b",
+           "--model_precision=a=bf16", "--model=/m/c", "--model_repository=/r",
+           "--model_precision", "b=int8"},
+          {"model", "model_precision"}),
       ElementsAre("--model=a=/m/a,/m/b,/m/c", "--address=x",
                   "--model_precision=a=bf16,b=int8", "--model_repository=/r"));
   // After "--" nothing is a flag.

@@ -57,8 +57,7 @@ class ModelsProcessTest : public ::testing::Test {
     server_ = AttnserveProcess::Start(
                   {"--model_repository=" + repo_->path(),
                    "--model_precision=roberta=bf16",
-                   "--default_model=tiny_bert",
-                   "--metrics_address=127.0.0.1:0",
+                   "--default_model=tiny_bert", "--metrics_address=127.0.0.1:0",
                    "--max_batch_tokens=128", "--log_requests=false"},
                   repo_->File("log.txt"))
                   .release();
@@ -87,8 +86,8 @@ TEST_F(ModelsProcessTest, StartupLogsEveryModelAndWhatItHoldsInMemory) {
                        "weights [0-9.]+ MiB, RSS \\+[0-9.]+ MiB \\(process "
                        "[0-9.]+ MiB\\)"));
   EXPECT_THAT(log, HasSubstr("attnserve: model roberta from "));
-  EXPECT_THAT(log, ::testing::ContainsRegex(
-                       "model roberta from [^ ]*: bf16, weights"));
+  EXPECT_THAT(
+      log, ::testing::ContainsRegex("model roberta from [^ ]*: bf16, weights"));
   EXPECT_THAT(log, ::testing::ContainsRegex("model slow from [^ ]*: fp32, "));
   EXPECT_THAT(log, HasSubstr("roberta: no tokenizer"));
   EXPECT_THAT(log,
@@ -145,9 +144,10 @@ TEST_F(ModelsProcessTest, AttnctlAsksForTheModelItNames) {
   EXPECT_THAT(models.output, ::testing::ContainsRegex(
                                  "\ntiny_bert \\(default\\) +bert +2 +4 +32 +"
                                  "fp32 +yes +40\n"));
+  EXPECT_THAT(models.output, ::testing::ContainsRegex(
+                                 "\nroberta +roberta +2 +3 +36 +bf16 +no"));
   EXPECT_THAT(models.output,
-              ::testing::ContainsRegex("\nroberta +roberta +2 +3 +36 +bf16 +no"));
-  EXPECT_THAT(models.output, ::testing::ContainsRegex("\nslow +bert +4 +8 +512"));
+              ::testing::ContainsRegex("\nslow +bert +4 +8 +512"));
   CommandResult text = RunShell(attnctl + " encode \"the cat sat\"");
   EXPECT_EQ(text.status, 0) << text.output;
   EXPECT_THAT(text.output, HasSubstr("model tiny_bert"));
@@ -185,8 +185,7 @@ TEST_F(ModelsProcessTest, AFloodOfOneModelDoesNotStarveAnother) {
     calls.push_back(std::make_unique<Call>());
     SetDeadline(&calls.back()->context, 600);
     stub_->async()->Encode(&calls.back()->context, &slow,
-                           &calls.back()->response,
-                           [&](grpc::Status status) {
+                           &calls.back()->response, [&](grpc::Status status) {
                              absl::MutexLock lock(&mu);
                              ++answered;
                              if (!status.ok()) ++failed;
@@ -225,8 +224,8 @@ TEST_F(ModelsProcessTest, AFloodOfOneModelDoesNotStarveAnother) {
 
   // Every flood request is answered too.
   absl::MutexLock lock(&mu);
-  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_answered),
-                                  absl::Seconds(600)));
+  ASSERT_TRUE(
+      mu.AwaitWithTimeout(absl::Condition(&all_answered), absl::Seconds(600)));
   EXPECT_EQ(failed, 0);
 }
 
@@ -234,7 +233,8 @@ TEST_F(ModelsProcessTest, AFloodOfOneModelDoesNotStarveAnother) {
 void ExpectRefused(const std::vector<std::string>& flags,
                    const std::string& message) {
   std::string command = absl::StrCat(ATTNSERVE_BIN, " --address=127.0.0.1:0");
-  for (const std::string& f : flags) absl::StrAppend(&command, " ", ShellQuote(f));
+  for (const std::string& f : flags)
+    absl::StrAppend(&command, " ", ShellQuote(f));
   // Bounded: a start that is not refused is stopped after 60 s.
   CommandResult r = RunShell("timeout 60 " + command);
   EXPECT_EQ(r.status, 1) << command << "\n" << r.output;
@@ -260,10 +260,10 @@ TEST(ModelFlagsProcessTest, BadModelFlagsStopTheServerSayingWhy) {
                 "holds no model (no subdirectory has a config.json)");
   ExpectRefused({"--model_repository=" + empty.path() + "/missing"},
                 "cannot read it");
-  ExpectRefused({"--model=" + bert, "--model=" + roberta,
-                 "--default_model=electra"},
-                "--default_model=electra is not a served model; served: "
-                "\"tiny_bert\", \"tiny_roberta\"");
+  ExpectRefused(
+      {"--model=" + bert, "--model=" + roberta, "--default_model=electra"},
+      "--default_model=electra is not a served model; served: "
+      "\"tiny_bert\", \"tiny_roberta\"");
   ExpectRefused({"--model=bad name=" + bert},
                 "must be letters, digits, '.', '_' or '-'");
   ExpectRefused({}, "--model=[NAME=]DIR or --model_repository=DIR is required");

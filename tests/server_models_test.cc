@@ -261,7 +261,7 @@ TEST_F(ModelsTest, EncodeStreamRoutesEachMessageByItsModel) {
       FindGolden(ReadGolden(kBertDir + "/golden.json"), "len5");
   const GoldenSequence roberta =
       FindGolden(ReadGolden(kRobertaDir + "/golden.json"), "len5");
-  const std::vector<std::string> models = {"bert", "roberta", "nope",
+  const std::vector<std::string> models = {"bert",   "roberta", "nope",
                                            "bert16", "roberta", ""};
   grpc::ClientContext context;
   SetDeadline(&context, 60);
@@ -315,8 +315,7 @@ TEST_F(ModelsTest, OpenInferenceProtocolRoutesByModelName) {
     inference::ModelMetadataRequest meta_request;
     meta_request.set_name(name);
     inference::ModelMetadataResponse meta;
-    ASSERT_TRUE(
-        oip_->ModelMetadata(&meta_context, meta_request, &meta).ok());
+    ASSERT_TRUE(oip_->ModelMetadata(&meta_context, meta_request, &meta).ok());
     EXPECT_EQ(meta.name(), name);
   }
   // ModelInfer on roberta: [1, 4, 36] hidden states, its name back.
@@ -327,7 +326,8 @@ TEST_F(ModelsTest, OpenInferenceProtocolRoutesByModelName) {
   ids->set_datatype("INT64");
   ids->add_shape(1);
   ids->add_shape(4);
-  for (int64_t id : {0, 7, 8, 2}) ids->mutable_contents()->add_int64_contents(id);
+  for (int64_t id : {0, 7, 8, 2})
+    ids->mutable_contents()->add_int64_contents(id);
   request.add_outputs()->set_name("last_hidden_state");
   grpc::ClientContext infer_context;
   SetDeadline(&infer_context);

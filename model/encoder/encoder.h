@@ -50,7 +50,7 @@ absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
 
 // What the loader found; immutable after Load.
 struct ModelInfo {
-  std::string name;  // EncoderOptions::name, else the directory's base name
+  std::string name;    // EncoderOptions::name, else the directory's base name
   std::string family;  // "bert", "roberta", "distilbert" or "electra"
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
