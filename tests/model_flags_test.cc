@@ -15,6 +15,7 @@
 namespace attnserve {
 namespace {
 
+using ::attnserve::testing::MakeTempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 

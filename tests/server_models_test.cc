@@ -20,6 +20,13 @@ namespace attnserve {
 namespace {
 
 using ::attnserve::testing::CallEncode;
+using ::attnserve::testing::DataPath;
+using ::attnserve::testing::FindGolden;
+using ::attnserve::testing::GoldenSequence;
+using ::attnserve::testing::kHiddenTolerance;
+using ::attnserve::testing::MaxAbsDiff;
+using ::attnserve::testing::MinTokenCosine;
+using ::attnserve::testing::ReadGolden;
 using ::attnserve::testing::DecodeFloat32;
 using ::attnserve::testing::NewChannel;
 using ::attnserve::testing::SetDeadline;
