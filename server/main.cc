@@ -299,10 +299,10 @@ attnserve::ModelRegistry::Model LoadModel(
       attnserve::LoadTokenizerFor(spec.dir, info);
   if (tokenizer.ok()) {
     std::fprintf(stderr,
-                 "attnserve: %s: tokenizer loaded (%d tokens, %s): text input "
-                 "and Tokenize enabled\n",
-                 spec.name.c_str(), (*tokenizer)->vocab_size(),
-                 (*tokenizer)->Describe().c_str());
+                 "attnserve: tokenizer loaded (%d tokens, %s) for %s: text "
+                 "input and Tokenize enabled\n",
+                 (*tokenizer)->vocab_size(), (*tokenizer)->Describe().c_str(),
+                 spec.name.c_str());
   } else if (tokenizer.status().code() != absl::StatusCode::kNotFound &&
              tokenizer.status().code() != absl::StatusCode::kUnimplemented) {
     // A vocab that is there but unusable is a broken checkpoint: serving
@@ -317,8 +317,8 @@ attnserve::ModelRegistry::Model LoadModel(
     std::string why =
         absl::StrReplaceAll(tokenizer.status().message(), {{"\n", " "}});
     std::fprintf(stderr,
-                 "attnserve: %s: no tokenizer (%s): serving token ids only; "
-                 "text input and Tokenize are refused\n",
+                 "attnserve: no tokenizer for %s (%s): serving token ids "
+                 "only; text input and Tokenize are refused\n",
                  spec.name.c_str(), why.c_str());
   }
   // What this model costs: its weights as packed, and the growth of the

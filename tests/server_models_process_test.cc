@@ -92,7 +92,7 @@ TEST_F(ModelsProcessTest, StartupLogsEveryModelAndWhatItHoldsInMemory) {
   EXPECT_THAT(
       log, ::testing::ContainsRegex("model roberta from [^ ]*: bf16, weights"));
   EXPECT_THAT(log, ::testing::ContainsRegex("model slow from [^ ]*: fp32, "));
-  EXPECT_THAT(log, HasSubstr("roberta: no tokenizer"));
+  EXPECT_THAT(log, HasSubstr("attnserve: no tokenizer for roberta ("));
   EXPECT_THAT(log,
               HasSubstr("attnserve: serving 3 models: tiny_bert (2 layers, 4 "
                         "heads, hidden 32, fp32), roberta (2 layers, 3 heads, "
