@@ -105,7 +105,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     // The queue is read only at scrapes, which start with Listen() below,
     // after the batcher exists.
     server->metrics_ = std::make_unique<Metrics>(
-        labels, [s = server.get()] { return s->batcher_->queued(); });
+        labels, [s = server.get()] { return s->batcher_->queued(); },
+        [s = server.get()](int model) { return s->batcher_->queued(model); });
   }
   if (options.log_requests) {
     server->access_log_ = std::make_unique<AccessLog>(options.log_format);

@@ -199,7 +199,8 @@ TEST_F(ModelsProcessTest, AFloodOfOneModelDoesNotStarveAnother) {
   const absl::Time give_up = absl::Now() + absl::Seconds(120);
   while (!queued && absl::Now() < give_up) {
     const std::optional<double> depth =
-        Value(Scrape(server_->metrics_port()), "attnserve_queue_requests");
+        Value(Scrape(server_->metrics_port()), "attnserve_model_queue_requests",
+              {{"model", "slow"}});
     queued = depth.has_value() && *depth >= kQueued;
     absl::MutexLock lock(&mu);
     if (answered == kFlood) break;
@@ -228,10 +229,33 @@ TEST_F(ModelsProcessTest, AFloodOfOneModelDoesNotStarveAnother) {
       << "tiny_bert's request waited behind the slow model's flood";
 
   // Every flood request is answered too.
-  absl::MutexLock lock(&mu);
-  ASSERT_TRUE(
-      mu.AwaitWithTimeout(absl::Condition(&all_answered), absl::Seconds(600)));
-  EXPECT_EQ(failed, 0);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_answered),
+                                    absl::Seconds(600)));
+    EXPECT_EQ(failed, 0);
+  }
+
+  // Each model's share of the inference thread, in the metrics: one pass
+  // per slow request (--max_batch_tokens=128 holds one).
+  const std::vector<Sample> samples = Scrape(server_->metrics_port());
+  EXPECT_GE(Value(samples, "attnserve_model_passes_total", {{"model", "slow"}})
+                .value_or(0),
+            kFlood);
+  EXPECT_GE(
+      Value(samples, "attnserve_model_pass_tokens_total", {{"model", "slow"}})
+          .value_or(0),
+      kFlood * kSlowPositions);
+  EXPECT_GE(
+      Value(samples, "attnserve_model_passes_total", {{"model", "tiny_bert"}})
+          .value_or(0),
+      1);
+  EXPECT_GT(Value(samples, "attnserve_model_inference_seconds_total",
+                  {{"model", "slow"}})
+                .value_or(0),
+            0);
+  EXPECT_EQ(
+      Value(samples, "attnserve_model_queue_requests", {{"model", "slow"}}), 0);
 }
 
 // attnserve with `flags` must exit 1 printing `message`.
