@@ -375,7 +375,8 @@ int main(int argc, char** argv) {
   if (!model_precisions.ok()) {
     Die(std::string(model_precisions.status().message()));
   }
-  if (absl::Status s = attnserve::CheckModelSpecs(specs, *model_precisions);
+  if (absl::Status s = attnserve::CheckModelSpecs(
+          specs, *model_precisions, absl::GetFlag(FLAGS_default_model));
       !s.ok()) {
     Die(std::string(s.message()));
   }

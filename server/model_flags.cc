@@ -103,7 +103,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseModelPrecisions(
 
 absl::Status CheckModelSpecs(
     const std::vector<ModelSpec>& specs,
-    const std::map<std::string, std::string>& precisions) {
+    const std::map<std::string, std::string>& precisions,
+    const std::string& default_model) {
   for (size_t i = 0; i < specs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (specs[i].name == specs[j].name) {
@@ -113,18 +114,25 @@ absl::Status CheckModelSpecs(
       }
     }
   }
+  auto served = [&](const std::string& name) {
+    return std::any_of(specs.begin(), specs.end(),
+                       [&](const ModelSpec& s) { return s.name == name; });
+  };
+  const std::string names =
+      absl::StrJoin(specs, ", ", [](std::string* out, const ModelSpec& s) {
+        absl::StrAppend(out, "\"", s.name, "\"");
+      });
   for (const auto& [name, precision] : precisions) {
-    const bool served =
-        std::any_of(specs.begin(), specs.end(),
-                    [&](const ModelSpec& s) { return s.name == name; });
-    if (!served) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--model_precision=", name, "=", precision, ": no model \"", name,
-          "\" is served; served: ",
-          absl::StrJoin(specs, ", ", [](std::string* out, const ModelSpec& s) {
-            absl::StrAppend(out, "\"", s.name, "\"");
-          })));
+    if (!served(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--model_precision=", name, "=", precision,
+                       ": no model \"", name, "\" is served; served: ", names));
     }
+  }
+  if (!default_model.empty() && !served(default_model)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--default_model=", default_model,
+                     " is not a served model; served: ", names));
   }
   return absl::OkStatus();
 }

@@ -46,12 +46,14 @@ absl::StatusOr<std::vector<ModelSpec>> ScanModelRepository(
 absl::StatusOr<std::map<std::string, std::string>> ParseModelPrecisions(
     const std::vector<std::string>& entries);
 
-// Every name once, and every name of `precisions` among `specs`:
-// INVALID_ARGUMENT naming the duplicate (and both directories) or the
-// unknown name (and the served ones).
+// Every name once, and every name of `precisions` and `default_model` (when
+// not empty) among `specs`: INVALID_ARGUMENT naming the duplicate (and both
+// directories) or the unknown name (and the served ones). Checked before
+// anything is loaded.
 absl::Status CheckModelSpecs(
     const std::vector<ModelSpec>& specs,
-    const std::map<std::string, std::string>& precisions);
+    const std::map<std::string, std::string>& precisions,
+    const std::string& default_model = "");
 
 // `args` (argv without argv[0]) with every occurrence of each of `flags`
 // ("--NAME=V", "-NAME=V", "--NAME V") joined into one "--NAME=V1,V2,..."

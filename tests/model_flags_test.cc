@@ -82,6 +82,11 @@ TEST(ModelPrecisionsTest, ParsesNamesAndRefusesUnknownOnes) {
   EXPECT_EQ(unknown.message(),
             "--model_precision=c=bf16: no model \"c\" is served; served: "
             "\"a\", \"b\"");
+  EXPECT_TRUE(CheckModelSpecs(specs, {}, "b").ok());
+  absl::Status no_default = CheckModelSpecs(specs, {}, "c");
+  EXPECT_EQ(no_default.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(no_default.message(),
+            "--default_model=c is not a served model; served: \"a\", \"b\"");
   absl::Status twins = CheckModelSpecs({{"a", "/m/a"}, {"a", "/n/a"}}, {});
   EXPECT_EQ(twins.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(twins.message(), HasSubstr("/m/a and /n/a"));
