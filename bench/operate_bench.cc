@@ -86,7 +86,8 @@ double Call(pb::Encoder::Stub& stub, const std::string& method) {
 
 int Micro() {
   using attnserve::CallRecord;
-  attnserve::Metrics metrics({"tiny_bert", "fp32", 2, 4, 32}, [] { return 0; });
+  attnserve::Metrics metrics({{"tiny_bert", "fp32", 2, 4, 32}},
+                             [] { return 0; });
   std::FILE* null = std::fopen("/dev/null", "w");
   if (null == nullptr) return 1;
   double best_ns = 1e30;

@@ -20,6 +20,7 @@ const char kUsage[] =
 
 Usage:
   attnctl info
+  attnctl models
   attnctl tokenize TEXT... [--pair TEXT] [--truncate]
   attnctl encode TEXT... | --ids IDS... [--pair TEXT] [--pooling P]
                  [--normalize] [--hidden] [--attention] [--layers L]
@@ -35,7 +36,8 @@ Usage:
                 [--pooling P] [--normalize] [--mask M]
 
 Commands:
-  info        The served model (GetModelInfo).
+  info        The served model (GetModelInfo; --model=NAME picks one).
+  models      Every served model, the default first (ListModels).
   tokenize    Tokens, ids, type ids and byte offsets of each text (Tokenize).
   encode      Encode and summarize: the embedding (dim, norm, first values),
               hidden states, and with --attention, per layer and head, each
@@ -196,9 +198,9 @@ absl::StatusOr<v1::Pooling> ParsePooling(absl::string_view name) {
       absl::StrCat("--pooling=", name, ": use cls, mean, pooler or none"));
 }
 
-constexpr const char* kCommands[] = {"info",        "tokenize", "encode",
-                                     "similarity",  "heads",    "attention",
-                                     "prune-curve", "bench"};
+constexpr const char* kCommands[] = {"info",      "models",      "tokenize",
+                                     "encode",    "similarity",  "heads",
+                                     "attention", "prune-curve", "bench"};
 
 // Whether any bench flag differs from its default.
 bool BenchFlagsGiven(const BenchFlags& b) {

@@ -215,9 +215,8 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
       i.num_heads() > 0 ? i.hidden_size() / i.num_heads() : 0, i.hidden_size(),
       i.intermediate_size(), i.vocab_size(), i.type_vocab_size(),
       i.max_position_embeddings(), i.max_tokens(), i.weight_dtype(),
-      i.precision(),
-      i.has_pooler() ? "yes" : "no", i.has_tokenizer() ? "yes" : "no",
-      v1::Pooling_Name(i.default_pooling()));
+      i.precision(), i.has_pooler() ? "yes" : "no",
+      i.has_tokenizer() ? "yes" : "no", v1::Pooling_Name(i.default_pooling()));
   if (i.pruned_heads_size() > 0) {
     std::vector<std::string> pruned;
     for (const v1::HeadRef& ref : i.pruned_heads()) {
@@ -227,6 +226,53 @@ absl::Status Info(const Flags& f, v1::Encoder::StubInterface& stub,
                     absl::StrJoin(i.heads_per_layer(), " "), "\n",
                     "pruned heads             ", absl::StrJoin(pruned, ","),
                     "\n");
+  }
+  return absl::OkStatus();
+}
+
+// ---- models -----------------------------------------------------------------
+
+absl::Status Models(const Flags& f, v1::Encoder::StubInterface& stub,
+                    std::string* out) {
+  grpc::ClientContext context;
+  SetDeadline(f, &context);
+  v1::ListModelsResponse response;
+  grpc::Status status =
+      stub.ListModels(&context, v1::ListModelsRequest(), &response);
+  if (!status.ok()) return FromGrpc(status);
+  if (f.json) {
+    absl::StrAppend(out, JsonMessage(response), "\n");
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {{"model", "family", "layers",
+                                                 "heads", "hidden", "precision",
+                                                 "tokenizer", "max tokens"}};
+  for (const v1::ModelInfo& m : response.models()) {
+    rows.push_back({m.name() == response.default_model()
+                        ? absl::StrCat(m.name(), " (default)")
+                        : m.name(),
+                    m.family(), absl::StrCat(m.num_layers()),
+                    absl::StrCat(m.num_heads()), absl::StrCat(m.hidden_size()),
+                    m.precision(), m.has_tokenizer() ? "yes" : "no",
+                    absl::StrCat(m.max_tokens())});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      width[c] = std::max(width[c], row[c].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      absl::StrAppend(&line, row[c],
+                      std::string(width[c] - row[c].size() + 2, ' '));
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    absl::StrAppend(out, line, "\n");
+  }
+  if (response.default_model().empty() && response.models_size() > 1) {
+    absl::StrAppend(out, "no default model: name one with --model=NAME\n");
   }
   return absl::OkStatus();
 }
@@ -742,6 +788,7 @@ absl::Status RunCommand(const Flags& flags, v1::Encoder::StubInterface& stub,
                         std::string* out) {
   const std::string& c = flags.command;
   if (c == "info") return Info(flags, stub, out);
+  if (c == "models") return Models(flags, stub, out);
   if (c == "tokenize") return Tokenize(flags, stub, out);
   if (c == "encode") return Encode(flags, stub, out);
   if (c == "similarity") return Similarity(flags, stub, out);

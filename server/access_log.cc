@@ -64,14 +64,19 @@ std::string FormatAccessLine(const CallRecord& r, LogFormat format) {
         ",\"peer\":", Json(r.peer), ",\"code\":", Json(code),
         ",\"sequences\":", r.work.sequences, ",\"tokens\":", r.work.tokens,
         ",\"queue_ms\":", queue, ",\"inference_ms\":", inference,
-        ",\"total_ms\":", total, ",\"response_bytes\":", r.response_bytes, "}");
+        ",\"total_ms\":", total, ",\"response_bytes\":", r.response_bytes,
+        r.work.model.empty() ? ""
+                             : absl::StrCat(",\"model\":", Json(r.work.model)),
+        "}");
   }
-  return absl::StrCat("time=", time, " method=", Logfmt(r.method),
-                      " peer=", Logfmt(r.peer), " code=", code,
-                      " sequences=", r.work.sequences,
-                      " tokens=", r.work.tokens, " queue_ms=", queue,
-                      " inference_ms=", inference, " total_ms=", total,
-                      " response_bytes=", r.response_bytes);
+  return absl::StrCat(
+      "time=", time, " method=", Logfmt(r.method), " peer=", Logfmt(r.peer),
+      " code=", code, " sequences=", r.work.sequences,
+      " tokens=", r.work.tokens, " queue_ms=", queue,
+      " inference_ms=", inference, " total_ms=", total,
+      " response_bytes=", r.response_bytes,
+      r.work.model.empty() ? ""
+                           : absl::StrCat(" model=", Logfmt(r.work.model)));
 }
 
 AccessLog::AccessLog(LogFormat format, std::FILE* out, size_t max_pending)

@@ -35,11 +35,18 @@ absl::StatusOr<std::vector<SequenceOutput>> CallForward(
 
 }  // namespace
 
-Batcher::Batcher(BatcherOptions options, ForwardFn forward,
+Batcher::Batcher(BatcherOptions options, std::vector<ForwardFn> forwards,
                  BatchListener* listener)
-    : options_(options), forward_(std::move(forward)), listener_(listener) {
+    : options_(options),
+      forwards_(std::move(forwards)),
+      listener_(listener),
+      queues_(forwards_.size()) {
   thread_ = std::thread([this] { Loop(); });
 }
+
+Batcher::Batcher(BatcherOptions options, ForwardFn forward,
+                 BatchListener* listener)
+    : Batcher(options, std::vector<ForwardFn>{std::move(forward)}, listener) {}
 
 Batcher::~Batcher() { Shutdown(); }
 
@@ -48,19 +55,27 @@ absl::Status Batcher::Submit(Request request) {
     return absl::InvalidArgumentError(
         "batcher request needs at least one task and a done callback");
   }
+  if (request.model < 0 || request.model >= models()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batcher request for model index ", request.model,
+                     ", but the batcher runs ", models(), " models"));
+  }
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     return absl::UnavailableError("server is shutting down");
   }
-  if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_requests) {
+  std::deque<Request>& queue = queues_[request.model];
+  if (static_cast<int64_t>(queue.size()) >= options_.max_queue_requests) {
     ++stats_.rejected_queue_full;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("request queue is full (", queue_.size(),
-                     " requests waiting, limit --max_queue_requests=",
-                     options_.max_queue_requests, "); retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "request queue is full (", queue.size(), " requests waiting",
+        models() > 1 ? " for this model" : "",
+        ", limit --max_queue_requests=", options_.max_queue_requests,
+        models() > 1 ? " per model" : "", "); retry later"));
   }
   request.submitted = absl::Now();
-  queue_.push_back(std::move(request));
+  queue.push_back(std::move(request));
+  ++queued_;
   return absl::OkStatus();
 }
 
@@ -91,15 +106,23 @@ void Batcher::PauseAfterPasses(int64_t passes) {
 
 int Batcher::queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queue_.size());
+  return queued_;
+}
+
+int Batcher::queued(int model) const {
+  absl::MutexLock lock(&mu_);
+  if (model < 0 || model >= models()) return 0;
+  return static_cast<int>(queues_[model].size());
 }
 
 int Batcher::droppable() const {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   int n = 0;
-  for (const Request& r : queue_) {
-    if (r.deadline <= now || (r.is_cancelled && r.is_cancelled())) ++n;
+  for (const std::deque<Request>& queue : queues_) {
+    for (const Request& r : queue) {
+      if (r.deadline <= now || (r.is_cancelled && r.is_cancelled())) ++n;
+    }
   }
   return n;
 }
@@ -109,22 +132,38 @@ Batcher::Stats Batcher::stats() const {
   return stats_;
 }
 
+int Batcher::NextModel() const {
+  const int n = models();
+  for (int i = 0; i < n; ++i) {
+    const int model = (next_model_ + i) % n;
+    if (!queues_[model].empty()) return model;
+  }
+  return -1;
+}
+
 void Batcher::Loop() {
   for (;;) {
     std::vector<Request> batch;
     std::vector<std::pair<Request, absl::Status>> dropped;
+    int model = -1;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || (!paused_ && !queue_.empty());
+        return stopping_ || (!paused_ && queued_ > 0);
       };
       mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping, everything answered
+      model = NextModel();
+      if (model < 0) return;  // stopping, everything answered
+      // The turn passes on whatever this model's pass turns out to be (even
+      // only dropped requests), so no model can hold the thread twice in a
+      // row while another waits.
+      next_model_ = (model + 1) % models();
+      std::deque<Request>& queue = queues_[model];
       // Drop what can no longer be useful before spending a pass on it.
       const absl::Time now = absl::Now();
       int64_t tokens = 0;
-      while (!queue_.empty()) {
-        Request& front = queue_.front();
+      while (!queue.empty()) {
+        Request& front = queue.front();
         if (front.deadline <= now) {
           ++stats_.expired;
           dropped.emplace_back(
@@ -132,7 +171,8 @@ void Batcher::Loop() {
               absl::DeadlineExceededError(
                   "deadline passed while the request waited for the "
                   "inference thread"));
-          queue_.pop_front();
+          queue.pop_front();
+          --queued_;
           continue;
         }
         if (front.is_cancelled && front.is_cancelled()) {
@@ -140,7 +180,8 @@ void Batcher::Loop() {
           dropped.emplace_back(
               std::move(front),
               absl::CancelledError("request was cancelled before it ran"));
-          queue_.pop_front();
+          queue.pop_front();
+          --queued_;
           continue;
         }
         const int64_t n = TokenCount(front);
@@ -150,7 +191,8 @@ void Batcher::Loop() {
         if (!batch.empty() && tokens + n > options_.max_batch_tokens) break;
         tokens += n;
         batch.push_back(std::move(front));
-        queue_.pop_front();
+        queue.pop_front();
+        --queued_;
       }
     }
     const absl::Time dequeued = absl::Now();
@@ -160,7 +202,7 @@ void Batcher::Loop() {
     }
     for (Request& request : batch) Dequeued(request, dequeued);
     if (!batch.empty()) {
-      Run(batch);
+      Run(model, batch);
       absl::MutexLock lock(&mu_);
       if (pause_after_passes_ > 0 && --pause_after_passes_ == 0 && !stopping_) {
         paused_ = true;
@@ -169,7 +211,8 @@ void Batcher::Loop() {
   }
 }
 
-void Batcher::Run(std::vector<Request>& batch) {
+void Batcher::Run(int model, std::vector<Request>& batch) {
+  const ForwardFn& forward = forwards_[model];
   // All tasks of the pass in one array; request i owns [offset[i],
   // offset[i+1]).
   std::vector<SequenceTask> tasks;
@@ -181,7 +224,7 @@ void Batcher::Run(std::vector<Request>& batch) {
   int64_t passes = 1;
   const absl::Time start = absl::Now();
   absl::StatusOr<std::vector<SequenceOutput>> outputs =
-      CallForward(forward_, tasks);
+      CallForward(forward, tasks);
 
   std::vector<absl::StatusOr<std::vector<SequenceOutput>>> answers;
   answers.reserve(batch.size());
@@ -200,15 +243,15 @@ void Batcher::Run(std::vector<Request>& batch) {
     for (size_t i = 0; i < batch.size(); ++i) {
       ++passes;
       answers.push_back(
-          CallForward(forward_, absl::MakeConstSpan(tasks).subspan(
-                                    offset[i], offset[i + 1] - offset[i])));
+          CallForward(forward, absl::MakeConstSpan(tasks).subspan(
+                                   offset[i], offset[i + 1] - offset[i])));
     }
   }
   const absl::Duration duration = absl::Now() - start;
   int64_t tokens = 0;
   for (const SequenceTask& task : tasks) tokens += task.token_ids.size();
   if (listener_ != nullptr) {
-    listener_->OnPass({static_cast<int>(batch.size()),
+    listener_->OnPass({model, static_cast<int>(batch.size()),
                        static_cast<int64_t>(tasks.size()), tokens, duration});
   }
   {

@@ -1,6 +1,13 @@
-// Dynamic batching in front of one Encoder: a bounded queue of requests and
-// ONE inference thread that merges whatever is queued into the next forward
-// pass, up to a token budget.
+// Dynamic batching in front of the served Encoders: a bounded queue of
+// requests per model and ONE inference thread (it owns oneDNN, see
+// docs/ARCHITECTURE.md) that merges what one model has queued into its next
+// forward pass, up to a token budget.
+//
+// Several models share the thread and the budget fairly: the models take
+// turns. After a pass of model m the next pass is of the first model after m
+// (in serving order, wrapping around) that has requests queued, so a model
+// with work waits at most one pass of each other model, however many
+// requests the others have queued. A pass merges requests of one model only.
 //
 // Free of gRPC and protobuf on purpose: a request is a list of SequenceTasks,
 // a deadline, a cancellation probe and a completion callback, so the batcher
@@ -39,6 +46,7 @@ using ForwardFn = std::function<absl::StatusOr<std::vector<SequenceOutput>>(
 class BatchListener {
  public:
   struct Pass {
+    int model = 0;     // index of the model that ran (Batcher's forwards)
     int requests = 0;  // requests merged into the pass
     int64_t sequences = 0;
     int64_t tokens = 0;       // real tokens, summed over the sequences
@@ -56,6 +64,9 @@ class BatchListener {
 class Batcher {
  public:
   struct Request {
+    // Which forward function runs it: an index into the Batcher's forwards
+    // (0 with a single model).
+    int model = 0;
     std::vector<SequenceTask> tasks;  // at least one
     // Past this the request is answered DEADLINE_EXCEEDED instead of run.
     absl::Time deadline = absl::InfiniteFuture();
@@ -88,8 +99,12 @@ class Batcher {
     int64_t max_requests_in_pass = 0;
   };
 
-  // Starts the inference thread. `listener` (may be null) must outlive the
-  // Batcher.
+  // Starts the inference thread for one model per entry of `forwards` (at
+  // least one); Request::model indexes them. `listener` (may be null) must
+  // outlive the Batcher.
+  Batcher(BatcherOptions options, std::vector<ForwardFn> forwards,
+          BatchListener* listener = nullptr);
+  // One model.
   Batcher(BatcherOptions options, ForwardFn forward,
           BatchListener* listener = nullptr);
   // Shutdown() and join.
@@ -98,10 +113,13 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues `request`. OK means it was accepted and `done` will be called
-  // exactly once. Otherwise `done` is never called: RESOURCE_EXHAUSTED when
-  // the queue is full, UNAVAILABLE after Shutdown, INVALID_ARGUMENT for a
-  // request without tasks or callback.
+  // Queues `request` on its model's queue. OK means it was accepted and
+  // `done` will be called exactly once. Otherwise `done` is never called:
+  // RESOURCE_EXHAUSTED when that model's queue is full
+  // (BatcherOptions::max_queue_requests is per model, so a flood of one
+  // model cannot lock the others out), UNAVAILABLE after Shutdown,
+  // INVALID_ARGUMENT for a request without tasks or callback or with a model
+  // index out of range.
   absl::Status Submit(Request request);
 
   // Refuses new requests, answers everything already accepted (runs or drops
@@ -118,6 +136,8 @@ class Batcher {
   void PauseAfterPasses(int64_t passes);
 
   int queued() const;  // requests waiting, not counting a pass in progress
+  int queued(int model) const;  // of those, model `model`'s
+  int models() const { return static_cast<int>(forwards_.size()); }
   // Test hook: of those, the ones the inference thread would drop if it
   // looked now (deadline passed, or is_cancelled() true). Lets a test wait
   // for "expired" instead of sleeping past a deadline.
@@ -126,16 +146,21 @@ class Batcher {
 
  private:
   void Loop();
-  void Run(std::vector<Request>& batch);
+  // The model whose turn it is: the first from next_model_ on with requests
+  // queued; -1 when every queue is empty.
+  int NextModel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run(int model, std::vector<Request>& batch);
   // Records how long `request` waited: its Timing and the listener.
   void Dequeued(Request& request, absl::Time now);
 
   const BatcherOptions options_;
-  const ForwardFn forward_;
-  BatchListener* const listener_;  // may be null
+  const std::vector<ForwardFn> forwards_;  // one per model
+  BatchListener* const listener_;          // may be null
 
   mutable absl::Mutex mu_;
-  std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::deque<Request>> queues_ ABSL_GUARDED_BY(mu_);  // per model
+  int queued_ ABSL_GUARDED_BY(mu_) = 0;      // summed over queues_
+  int next_model_ ABSL_GUARDED_BY(mu_) = 0;  // where the next turn starts
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t pause_after_passes_ ABSL_GUARDED_BY(mu_) = 0;  // 0 = never

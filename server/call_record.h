@@ -22,6 +22,9 @@ namespace attnserve {
 
 // The model work of one Encode, Tokenize or RankHeads call.
 struct CallWork {
+  // The served model that did the work (a name from the server's flags,
+  // never one a client sent); empty for calls of no model.
+  std::string model;
   int64_t sequences = 0;
   int64_t tokens = 0;  // real tokens of the request (x-compute-tokens)
   // Handler entry to the end of validation (parsing, tokenizing, checks).

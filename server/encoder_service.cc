@@ -121,16 +121,17 @@ struct EncoderService::RankHeadsCall {
   grpc::ServerUnaryReactor* reactor = nullptr;
   grpc::ByteBuffer* response = nullptr;  // serialized RankHeadsResponse
   absl::Time deadline;
+  const ServedModel* model = nullptr;
   absl::Time start;                 // handler entry
   CallWork work;                    // queue and inference summed over passes
   Batcher::Request::Timing timing;  // of the pass in flight
 };
 
-EncoderService::EncoderService(ServedModel model, const ServerOptions& options,
-                               Batcher* batcher,
+EncoderService::EncoderService(const ModelRegistry* models,
+                               const ServerOptions& options, Batcher* batcher,
                                CompletionExecutor* completions,
                                ServiceHooks hooks)
-    : model_(std::move(model)),
+    : models_(models),
       limits_(options.limits),
       default_deadline_(options.default_deadline),
       tokens_per_pass_(options.batcher.max_batch_tokens),
@@ -149,8 +150,11 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
   }
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request.model(), "model");
+  if (!model.ok()) return FinishNow(calls_, model.status());
   absl::StatusOr<ValidatedEncode> validated =
-      ValidateEncodeRequest(request, model_, limits_);
+      ValidateEncodeRequest(request, **model, limits_);
   if (!validated.ok()) return FinishNow(calls_, validated.status());
 
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
@@ -159,13 +163,15 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
     Batcher::Request::Timing timing;  // written by the batcher before done
   };
   auto labels = std::make_shared<Labels>();
+  labels->work.model = (*model)->info->name;
   labels->work.sequences = static_cast<int64_t>(validated->tasks.size());
   for (const SequenceTask& task : validated->tasks) {
     labels->work.tokens += static_cast<int64_t>(task.token_ids.size());
   }
   labels->work.tokenization = absl::Now() - start;
   absl::Status submitted = SubmitEncode(
-      *std::move(validated), RequestDeadline(*context, default_deadline_),
+      *model, *std::move(validated),
+      RequestDeadline(*context, default_deadline_),
       // The context lives until Finish, which only the completion calls.
       [context] { return context->IsCancelled(); }, &labels->timing,
       [this, context, reactor, response_bytes, labels,
@@ -185,10 +191,11 @@ grpc::ServerUnaryReactor* EncoderService::Encode(
 }
 
 absl::Status EncoderService::SubmitEncode(
-    ValidatedEncode validated, absl::Time deadline,
+    const ServedModel* model, ValidatedEncode validated, absl::Time deadline,
     std::function<bool()> is_cancelled, Batcher::Request::Timing* timing,
     std::function<void(absl::StatusOr<v1::EncodeResponse>)> answer) {
   Batcher::Request job;
+  job.model = model->index;
   job.tasks = std::move(validated.tasks);
   job.deadline = deadline;
   job.is_cancelled = std::move(is_cancelled);
@@ -200,17 +207,17 @@ absl::Status EncoderService::SubmitEncode(
   auto labels = std::make_shared<Labels>(
       Labels{std::move(validated.spec), std::move(validated.inputs)});
   // Inference thread: hand the outputs over and return to the next pass.
-  job.done = [this, labels, answer = std::move(answer)](
+  job.done = [this, model, labels, answer = std::move(answer)](
                  absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     const int64_t bytes = OutputBytes(outputs);
     completions_->Post(
-        [this, labels, answer, outputs = std::move(outputs)]() mutable {
+        [model, labels, answer, outputs = std::move(outputs)]() mutable {
           if (!outputs.ok()) return answer(outputs.status());
           v1::EncodeResponse response;
-          response.set_model(model_.info->name);
+          response.set_model(model->info->name);
           for (size_t i = 0; i < labels->inputs.size(); ++i) {
             absl::Status status = ToSequenceResult(
-                labels->spec, model_.info->config, labels->inputs[i],
+                labels->spec, model->info->config, labels->inputs[i],
                 (*outputs)[i], response.add_results());
             if (!status.ok()) return answer(status);
           }
@@ -232,10 +239,13 @@ EncoderService::EncodeStream(grpc::CallbackServerContext* context) {
       [this](v1::EncodeRequest request, absl::Time deadline,
              std::function<bool()> is_cancelled,
              std::function<void(absl::StatusOr<v1::EncodeResponse>)> done) {
+        absl::StatusOr<const ServedModel*> model =
+            models_->Find(request.model(), "model");
+        if (!model.ok()) return model.status();
         absl::StatusOr<ValidatedEncode> validated =
-            ValidateEncodeRequest(request, model_, limits_);
+            ValidateEncodeRequest(request, **model, limits_);
         if (!validated.ok()) return validated.status();
-        return SubmitEncode(*std::move(validated), deadline,
+        return SubmitEncode(*model, *std::move(validated), deadline,
                             std::move(is_cancelled), nullptr, std::move(done));
       },
       kStreamMessagesInFlight, default_deadline_, &calls_);
@@ -249,7 +259,13 @@ grpc::ServerUnaryReactor* EncoderService::ListModels(
   if (status.ok()) status = ParseRequest(*request_bytes, &request);
   if (!status.ok()) return FinishNow(calls_, status);
   v1::ListModelsResponse response;
-  ToProtoModelInfo(model_, response.add_models());
+  for (int index : models_->ListOrder()) {
+    ToProtoModelInfo(models_->served(index), response.add_models());
+  }
+  if (models_->default_index() >= 0) {
+    response.set_default_model(
+        models_->served(models_->default_index()).info->name);
+  }
   return FinishNowWith(calls_, response, response_bytes);
 }
 
@@ -260,10 +276,12 @@ grpc::ServerUnaryReactor* EncoderService::GetModelInfo(
   if (!status.ok()) return FinishNow(calls_, status);
   v1::GetModelInfoRequest request;
   status = ParseRequest(*request_bytes, &request);
-  if (status.ok()) status = CheckModelName(request.model(), *model_.info);
   if (!status.ok()) return FinishNow(calls_, status);
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request.model(), "model");
+  if (!model.ok()) return FinishNow(calls_, model.status());
   v1::ModelInfo response;
-  ToProtoModelInfo(model_, &response);
+  ToProtoModelInfo(**model, &response);
   return FinishNowWith(calls_, response, response_bytes);
 }
 
@@ -279,11 +297,15 @@ grpc::ServerUnaryReactor* EncoderService::Tokenize(
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
   }
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request.model(), "model");
+  if (!model.ok()) return FinishNow(calls_, model.status());
   absl::StatusOr<std::vector<InputSequence>> inputs =
-      ValidateTokenizeRequest(request, model_, limits_);
+      ValidateTokenizeRequest(request, **model, limits_);
   if (!inputs.ok()) return FinishNow(calls_, inputs.status());
   v1::TokenizeResponse response;
   CallWork work;
+  work.model = (*model)->info->name;
   work.sequences = static_cast<int64_t>(inputs->size());
   for (InputSequence& input : *inputs) {
     work.tokens += static_cast<int64_t>(input.ids.size());
@@ -307,15 +329,20 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return FinishNow(calls_, s);
   }
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request.model(), "model");
+  if (!model.ok()) return FinishNow(calls_, model.status());
   absl::StatusOr<RankHeadsJob> job =
-      ValidateRankHeadsRequest(request, model_, limits_, tokens_per_pass_);
+      ValidateRankHeadsRequest(request, **model, limits_, tokens_per_pass_);
   if (!job.ok()) return FinishNow(calls_, job.status());
   auto call = std::make_shared<RankHeadsCall>(*std::move(job));
+  call->model = *model;
   call->context = context;
   call->reactor = calls_.NewReactor();
   call->response = response_bytes;
   call->deadline = RequestDeadline(*context, default_deadline_);
   call->start = start;
+  call->work.model = call->model->info->name;
   call->work.sequences = request.sequences_size();
   // Its compute tokens: every forward pass of the ranking.
   call->work.tokens = call->job.ablation_tokens();
@@ -330,6 +357,7 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
   // whatever else waits, so a ranking never holds the inference thread for
   // longer than one pass of at most tokens_per_pass_ tokens.
   Batcher::Request pass;
+  pass.model = call->model->index;
   pass.tasks = call->job.NextPass();
   pass.deadline = call->deadline;
   grpc::CallbackServerContext* context = call->context;
@@ -363,7 +391,7 @@ void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
                 absl::StrCat("RankHeads: ", ranking.status().message()))));
           }
           v1::RankHeadsResponse response;
-          ToRankHeadsResponse(*ranking, model_.info->name, &response);
+          ToRankHeadsResponse(*ranking, call->model->info->name, &response);
           answer(Serialized(response, call->response));
         },
         bytes);

@@ -29,6 +29,7 @@
 #include "server/batcher.h"
 #include "server/call_tracker.h"
 #include "server/completion_executor.h"
+#include "server/model_registry.h"
 #include "server/options.h"
 #include "server/service_hooks.h"
 #include "server/validate.h"
@@ -47,10 +48,12 @@ class EncoderService final
                           v1::Encoder::WithRawCallbackMethod_EncodeStream<
                               v1::Encoder::Service>>>>>> {
  public:
-  // `model`'s pointees, `batcher` and `completions` must outlive the
-  // service; `completions` must stop after `batcher` (it runs the batcher's
-  // last answers). `hooks`: the token check and where the work goes.
-  EncoderService(ServedModel model, const ServerOptions& options,
+  // `models`, `batcher` and `completions` must outlive the service;
+  // `completions` must stop after `batcher` (it runs the batcher's last
+  // answers). Each request's model field picks one of `models`, whose index
+  // is its Batcher::Request::model. `hooks`: the token check and where the
+  // work goes.
+  EncoderService(const ModelRegistry* models, const ServerOptions& options,
                  Batcher* batcher, CompletionExecutor* completions,
                  ServiceHooks hooks = {});
 
@@ -82,11 +85,11 @@ class EncoderService final
   const CallTracker& calls() const { return calls_; }
 
  private:
-  // Queues a validated Encode; OK means `answer` is called exactly once, on
-  // the completion thread, with the response or why there is none.
-  // `timing` (may be null) is filled by the batcher before that.
+  // Queues a validated Encode of `model`; OK means `answer` is called
+  // exactly once, on the completion thread, with the response or why there
+  // is none. `timing` (may be null) is filled by the batcher before that.
   absl::Status SubmitEncode(
-      ValidatedEncode validated, absl::Time deadline,
+      const ServedModel* model, ValidatedEncode validated, absl::Time deadline,
       std::function<bool()> is_cancelled, Batcher::Request::Timing* timing,
       std::function<void(absl::StatusOr<v1::EncodeResponse>)> answer);
   struct RankHeadsCall;
@@ -95,7 +98,7 @@ class EncoderService final
   void SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call);
 
   CallTracker calls_;  // every call of this service until gRPC is done
-  const ServedModel model_;
+  const ModelRegistry* const models_;
   const RequestLimits limits_;
   const absl::Duration default_deadline_;
   const int64_t tokens_per_pass_;  // RankHeads passes: the batcher's budget

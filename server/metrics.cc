@@ -92,6 +92,13 @@ int BeginRequest(mg_connection* connection) {
 
 // ---- read at scrape time ----------------------------------------------------
 
+std::vector<std::string> ModelNames(
+    const std::vector<Metrics::ModelLabels>& models) {
+  std::vector<std::string> names;
+  for (const Metrics::ModelLabels& m : models) names.push_back(m.model);
+  return names;
+}
+
 prometheus::MetricFamily OneValue(const std::string& name,
                                   const std::string& help,
                                   prometheus::MetricType type, double value) {
@@ -113,8 +120,12 @@ prometheus::MetricFamily OneValue(const std::string& name,
 // process metrics, from /proc/self/stat (fields per proc(5)).
 class ScrapedCollector final : public prometheus::Collectable {
  public:
-  explicit ScrapedCollector(std::function<int()> queued)
-      : queued_(std::move(queued)) {}
+  ScrapedCollector(std::function<int()> queued,
+                   std::vector<std::string> model_names,
+                   std::function<int(int)> model_queued)
+      : queued_(std::move(queued)),
+        model_names_(std::move(model_names)),
+        model_queued_(std::move(model_queued)) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     using prometheus::MetricType;
@@ -124,6 +135,21 @@ class ScrapedCollector final : public prometheus::Collectable {
         "Requests waiting for the inference thread (not counting the pass "
         "in progress).",
         MetricType::Gauge, queued_()));
+    if (model_queued_) {
+      prometheus::MetricFamily family;
+      family.name = "attnserve_model_queue_requests";
+      family.help =
+          "Requests of one model waiting for the inference thread (each "
+          "model has its own queue of --max_queue_requests).";
+      family.type = MetricType::Gauge;
+      for (size_t i = 0; i < model_names_.size(); ++i) {
+        prometheus::ClientMetric metric;
+        metric.label.push_back({"model", model_names_[i]});
+        metric.gauge.value = model_queued_(static_cast<int>(i));
+        family.metric.push_back(std::move(metric));
+      }
+      out.push_back(std::move(family));
+    }
     std::ifstream file("/proc/self/stat");
     const std::string stat((std::istreambuf_iterator<char>(file)),
                            std::istreambuf_iterator<char>());
@@ -173,14 +199,19 @@ class ScrapedCollector final : public prometheus::Collectable {
   }
 
   const std::function<int()> queued_;
+  const std::vector<std::string> model_names_;  // by model index
+  const std::function<int(int)> model_queued_;  // may be empty
   const double boot_time_ = BootTime();
 };
 
 }  // namespace
 
-Metrics::Metrics(const ModelLabels& model, std::function<int()> queued)
+Metrics::Metrics(const std::vector<ModelLabels>& models,
+                 std::function<int()> queued,
+                 std::function<int(int)> model_queued)
     : registry_(std::make_shared<prometheus::Registry>()),
-      scraped_(std::make_shared<ScrapedCollector>(std::move(queued))),
+      scraped_(std::make_shared<ScrapedCollector>(
+          std::move(queued), ModelNames(models), std::move(model_queued))),
       requests_(prometheus::BuildCounter()
                     .Name("attnserve_requests_total")
                     .Help("Finished calls, by method and gRPC status code "
@@ -231,16 +262,40 @@ Metrics::Metrics(const ModelLabels& model, std::function<int()> queued)
                     .Register(*registry_)
                     .Add({})),
       serving_(std::make_shared<std::atomic<bool>>(false)) {
-  prometheus::BuildGauge()
-      .Name("attnserve_model_info")
-      .Help("The served model; the value is always 1.")
-      .Register(*registry_)
-      .Add({{"model", model.model},
-            {"precision", model.precision},
-            {"layers", absl::StrCat(model.layers)},
-            {"heads", absl::StrCat(model.heads)},
-            {"hidden", absl::StrCat(model.hidden)}})
-      .Set(1);
+  prometheus::Family<prometheus::Gauge>& info =
+      prometheus::BuildGauge()
+          .Name("attnserve_model_info")
+          .Help("The served models, one series each; the value is always 1.")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Counter>& passes =
+      prometheus::BuildCounter()
+          .Name("attnserve_model_passes_total")
+          .Help("Forward passes of one model.")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Counter>& pass_tokens =
+      prometheus::BuildCounter()
+          .Name("attnserve_model_pass_tokens_total")
+          .Help("Real tokens of one model's forward passes.")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Counter>& inference_seconds =
+      prometheus::BuildCounter()
+          .Name("attnserve_model_inference_seconds_total")
+          .Help(
+              "Time the inference thread spent in one model's forward "
+              "passes, in seconds: each model's share of it.")
+          .Register(*registry_);
+  for (const ModelLabels& model : models) {
+    info.Add({{"model", model.model},
+              {"precision", model.precision},
+              {"layers", absl::StrCat(model.layers)},
+              {"heads", absl::StrCat(model.heads)},
+              {"hidden", absl::StrCat(model.hidden)}})
+        .Set(1);
+    model_passes_.push_back(&passes.Add({{"model", model.model}}));
+    model_pass_tokens_.push_back(&pass_tokens.Add({{"model", model.model}}));
+    model_inference_seconds_.push_back(
+        &inference_seconds.Add({{"model", model.model}}));
+  }
 }
 
 Metrics::~Metrics() {
@@ -329,6 +384,12 @@ void Metrics::OnPass(const Pass& pass) {
   inference_duration_.Observe(absl::ToDoubleSeconds(pass.duration));
   batch_tokens_.Observe(static_cast<double>(pass.tokens));
   batch_sequences_.Observe(static_cast<double>(pass.sequences));
+  if (pass.model >= 0 && pass.model < static_cast<int>(model_passes_.size())) {
+    model_passes_[pass.model]->Increment();
+    model_pass_tokens_[pass.model]->Increment(static_cast<double>(pass.tokens));
+    model_inference_seconds_[pass.model]->Increment(
+        absl::ToDoubleSeconds(pass.duration));
+  }
 }
 
 }  // namespace attnserve

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -42,7 +43,7 @@ namespace attnserve {
 
 class Metrics final : public CallObserver, public BatchListener {
  public:
-  // The labels of attnserve_model_info.
+  // The labels of attnserve_model_info (one series per served model).
   struct ModelLabels {
     std::string model;
     std::string precision;
@@ -51,9 +52,12 @@ class Metrics final : public CallObserver, public BatchListener {
     int hidden = 0;
   };
 
-  // `queued` (the requests waiting for the inference thread) is called at
-  // each scrape, only after Listen().
-  Metrics(const ModelLabels& model, std::function<int()> queued);
+  // `models` in the Batcher's model order (Pass::model indexes them).
+  // `queued` (the requests waiting for the inference thread) and
+  // `model_queued` (those of model i; may be empty) are called at each
+  // scrape, only after Listen().
+  Metrics(const std::vector<ModelLabels>& models, std::function<int()> queued,
+          std::function<int(int)> model_queued = nullptr);
   ~Metrics() override;
 
   // Starts the HTTP endpoint on `address` (HOST:PORT, port 0 = any free
@@ -72,8 +76,10 @@ class Metrics final : public CallObserver, public BatchListener {
   void OnCallDone(const CallRecord& record) override;
 
   // BatchListener: attnserve_queue_duration_seconds,
-  // attnserve_inference_duration_seconds, attnserve_batch_tokens and
-  // attnserve_batch_sequences.
+  // attnserve_inference_duration_seconds, attnserve_batch_tokens,
+  // attnserve_batch_sequences, and per model attnserve_model_passes_total,
+  // attnserve_model_pass_tokens_total and
+  // attnserve_model_inference_seconds_total.
   void OnDequeued(absl::Duration waited) override;
   void OnPass(const Pass& pass) override;
 
@@ -101,6 +107,10 @@ class Metrics final : public CallObserver, public BatchListener {
   prometheus::Histogram& batch_tokens_;
   prometheus::Histogram& batch_sequences_;
   prometheus::Gauge& inflight_;
+  // Per model, by its index.
+  std::vector<prometheus::Counter*> model_passes_;
+  std::vector<prometheus::Counter*> model_pass_tokens_;
+  std::vector<prometheus::Counter*> model_inference_seconds_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods_

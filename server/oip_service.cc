@@ -11,10 +11,10 @@
 #include "server/wire.h"
 
 namespace attnserve {
-OipService::OipService(ServedModel model, const ServerOptions& options,
-                       Batcher* batcher, CompletionExecutor* completions,
-                       ServiceHooks hooks)
-    : model_(std::move(model)),
+OipService::OipService(const ModelRegistry* models,
+                       const ServerOptions& options, Batcher* batcher,
+                       CompletionExecutor* completions, ServiceHooks hooks)
+    : models_(models),
       limits_(options.limits),
       default_deadline_(options.default_deadline),
       batcher_(batcher),
@@ -50,9 +50,12 @@ grpc::ServerUnaryReactor* OipService::ModelReady(
     const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
   if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
-  absl::Status status = CheckModelName(request->name(), *model_.info);
-  if (status.ok()) response->set_ready(ready_);
-  return Answer(status);
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request->name(), "name");
+  // Every served model is loaded before the port opens: a model is ready
+  // exactly while the server is.
+  if (model.ok()) response->set_ready(ready_);
+  return Answer(model.status());
 }
 
 grpc::ServerUnaryReactor* OipService::ServerMetadata(
@@ -71,9 +74,10 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(
     const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
   if (absl::Status s = hooks_.CheckToken(*context); !s.ok()) return Answer(s);
-  absl::Status status = CheckModelName(request->name(), *model_.info);
-  if (status.ok()) ToModelMetadata(model_, response);
-  return Answer(status);
+  absl::StatusOr<const ServedModel*> model =
+      models_->Find(request->name(), "name");
+  if (model.ok()) ToModelMetadata(**model, response);
+  return Answer(model.status());
 }
 
 grpc::ServerUnaryReactor* OipService::ModelInfer(
@@ -85,13 +89,17 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
   if (absl::Status s = ParseRequest(*request_bytes, &request); !s.ok()) {
     return Answer(s);
   }
-  absl::StatusOr<OipRequest> oip = FromModelInfer(request, model_);
+  absl::StatusOr<const ServedModel*> found =
+      models_->Find(request.model_name(), "model_name");
+  if (!found.ok()) return Answer(found.status());
+  const ServedModel* model = *found;
+  absl::StatusOr<OipRequest> oip = FromModelInfer(request, *model);
   if (!oip.ok()) return Answer(oip.status());
   // From here on it is an Encode: the same validation and limits.
   absl::StatusOr<ValidatedEncode> validated =
-      ValidateEncodeRequest(oip->encode, model_, limits_);
+      ValidateEncodeRequest(oip->encode, *model, limits_);
   if (!validated.ok()) return Answer(validated.status());
-  if (absl::Status s = SetPaddedLength(validated->inputs, model_.info->config,
+  if (absl::Status s = SetPaddedLength(validated->inputs, model->info->config,
                                        limits_, &*oip);
       !s.ok()) {
     return Answer(s);
@@ -102,6 +110,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
 
   grpc::ServerUnaryReactor* reactor = calls_.NewReactor();
   Batcher::Request job;
+  job.model = model->index;
   job.tasks = std::move(validated->tasks);
   job.deadline = RequestDeadline(*context, default_deadline_);
   job.is_cancelled = [context] { return context->IsCancelled(); };
@@ -119,13 +128,14 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
                                           request.id(),
                                           {},
                                           {}});
+  call->work.model = model->info->name;
   call->work.sequences = static_cast<int64_t>(job.tasks.size());
   for (const SequenceTask& task : job.tasks) {
     call->work.tokens += static_cast<int64_t>(task.token_ids.size());
   }
   call->work.tokenization = absl::Now() - start;
   job.timing = &call->timing;
-  job.done = [this, context, reactor, response_bytes, call,
+  job.done = [this, model, context, reactor, response_bytes, call,
               start](absl::StatusOr<std::vector<SequenceOutput>> outputs) {
     int64_t bytes = 0;
     if (outputs.ok()) {
@@ -135,7 +145,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
       }
     }
     completions_->Post(
-        [this, context, reactor, response_bytes, call, start,
+        [this, model, context, reactor, response_bytes, call, start,
          outputs = std::move(outputs)]() mutable {
           call->work.queue = call->timing.queue;
           call->work.inference = call->timing.inference;
@@ -149,7 +159,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
           for (size_t i = 0; i < call->inputs.size(); ++i) {
             poolers.push_back(std::move((*outputs)[i].pooler_output));
             absl::Status status = ToSequenceResult(
-                call->spec, model_.info->config, call->inputs[i], (*outputs)[i],
+                call->spec, model->info->config, call->inputs[i], (*outputs)[i],
                 results.add_results());
             if (!status.ok()) return answer(status);
           }
@@ -157,7 +167,7 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(
           inference::ModelInferResponse response;
           response.set_id(call->id);
           absl::Status status = ToModelInferResponse(
-              call->oip, results, poolers, *model_.info, &response);
+              call->oip, results, poolers, *model->info, &response);
           if (status.ok()) status = SerializeResponse(response, response_bytes);
           answer(status);
         },

@@ -18,6 +18,7 @@
 #include "server/batcher.h"
 #include "server/call_tracker.h"
 #include "server/completion_executor.h"
+#include "server/model_registry.h"
 #include "server/options.h"
 #include "server/service_hooks.h"
 #include "server/validate.h"
@@ -28,11 +29,13 @@ class OipService final
     : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
           inference::GRPCInferenceService::CallbackService> {
  public:
-  // As EncoderService: `model`'s pointees, `batcher` and `completions`
-  // outlive the service; `hooks`: the token check (every method needs one)
-  // and where ModelInfer's work goes.
-  OipService(ServedModel model, const ServerOptions& options, Batcher* batcher,
-             CompletionExecutor* completions, ServiceHooks hooks = {});
+  // As EncoderService: `models`, `batcher` and `completions` outlive the
+  // service; each request's model_name (ModelReady's and ModelMetadata's
+  // name) picks one of `models`. `hooks`: the token check (every method
+  // needs one) and where ModelInfer's work goes.
+  OipService(const ModelRegistry* models, const ServerOptions& options,
+             Batcher* batcher, CompletionExecutor* completions,
+             ServiceHooks hooks = {});
 
   // ServerReady and ModelReady say false from here on (the server drains).
   void SetNotReady() { ready_ = false; }
@@ -67,7 +70,7 @@ class OipService final
 
   CallTracker calls_;
   std::atomic<bool> ready_{true};
-  const ServedModel model_;
+  const ModelRegistry* const models_;
   const RequestLimits limits_;
   const absl::Duration default_deadline_;
   Batcher* const batcher_;

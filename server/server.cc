@@ -67,6 +67,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (encoder == nullptr) {
     return absl::InvalidArgumentError("Server::Start needs a loaded encoder");
   }
+  std::vector<ModelRegistry::Model> models;
+  models.push_back({std::move(encoder), std::move(tokenizer)});
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+      ModelRegistry::Create(std::move(models));
+  if (!registry.ok()) return registry.status();
+  return Start(options, *std::move(registry));
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options, std::unique_ptr<ModelRegistry> models) {
+  if (models == nullptr || models->size() == 0) {
+    return absl::InvalidArgumentError("Server::Start needs a loaded model");
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentialsFor(options.tls);
   if (!credentials.ok()) return credentials.status();
@@ -81,46 +94,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
     server->auth_ = *std::move(auth);
   }
-  const ModelInfo& info = encoder->info();
   if (!options.metrics_address.empty()) {
+    std::vector<Metrics::ModelLabels> labels;
+    for (int i = 0; i < models->size(); ++i) {
+      const ModelInfo& info = *models->served(i).info;
+      labels.push_back({info.name, PrecisionName(info.precision),
+                        info.config.num_layers, info.config.num_heads,
+                        info.config.hidden_size});
+    }
     // The queue is read only at scrapes, which start with Listen() below,
     // after the batcher exists.
     server->metrics_ = std::make_unique<Metrics>(
-        Metrics::ModelLabels{info.name, PrecisionName(info.precision),
-                             info.config.num_layers, info.config.num_heads,
-                             info.config.hidden_size},
-        [s = server.get()] { return s->batcher_->queued(); });
+        labels, [s = server.get()] { return s->batcher_->queued(); },
+        [s = server.get()](int model) { return s->batcher_->queued(model); });
   }
   if (options.log_requests) {
     server->access_log_ = std::make_unique<AccessLog>(options.log_format);
   }
-  server->encoder_ = std::move(encoder);
-  ServedModel served;
-  served.info = &server->encoder_->info();
-  if (tokenizer.ok() && *tokenizer != nullptr) {
-    server->tokenizer_ = *std::move(tokenizer);
-    served.tokenizer = server->tokenizer_.get();
-  } else {
-    server->tokenizer_status_ = tokenizer.ok()
-                                    ? absl::NotFoundError("no tokenizer given")
-                                    : tokenizer.status();
-    // Worded for clients: the server's paths stay in its log.
-    served.no_tokenizer_reason =
-        server->tokenizer_status_.code() == absl::StatusCode::kNotFound
-            ? "its directory has no tokenizer files (vocab.txt, "
-              "tokenizer.json, vocab.json + merges.txt or "
-              "sentencepiece.bpe.model)"
-            : "its vocab could not be loaded (see the server log)";
-  }
-  Encoder* model = server->encoder_.get();
+  server->models_ = std::move(models);
+  const ModelRegistry* registry = server->models_.get();
   server->completions_ = std::make_unique<CompletionExecutor>(
       options.max_pending_completion_bytes);
+  // One forward function per model, all on the one inference thread.
+  std::vector<ForwardFn> forwards;
+  for (int i = 0; i < registry->size(); ++i) {
+    Encoder* model = &registry->encoder(i);
+    forwards.push_back([model](absl::Span<const SequenceTask> tasks) {
+      return model->Forward(tasks);
+    });
+  }
   server->batcher_ = std::make_unique<Batcher>(
-      options.batcher,
-      [model](absl::Span<const SequenceTask> tasks) {
-        return model->Forward(tasks);
-      },
-      server->metrics_.get());
+      options.batcher, std::move(forwards), server->metrics_.get());
   std::vector<CallObserver*> observers;
   if (server->metrics_ != nullptr) observers.push_back(server->metrics_.get());
   if (server->access_log_ != nullptr) {
@@ -130,10 +134,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   hooks.auth = server->auth_.get();
   if (!observers.empty()) hooks.work_board = &server->work_board_;
   server->oip_service_ = std::make_unique<OipService>(
-      served, server->options_, server->batcher_.get(),
+      registry, server->options_, server->batcher_.get(),
       server->completions_.get(), hooks);
   server->service_ = std::make_unique<EncoderService>(
-      std::move(served), server->options_, server->batcher_.get(),
+      registry, server->options_, server->batcher_.get(),
       server->completions_.get(), hooks);
   if (server->metrics_ != nullptr) {
     if (absl::Status s = server->metrics_->Listen(options.metrics_address);

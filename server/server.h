@@ -1,4 +1,5 @@
-// Builds and runs the gRPC server for one loaded Encoder: the attnserve.v1
+// Builds and runs the gRPC server for the loaded models (one or several, see
+// server/model_registry.h; they share one Batcher): the attnserve.v1
 // Encoder service, the Open Inference Protocol (inference.
 // GRPCInferenceService), the standard health service and server reflection;
 // and what an operator needs around them (README "Operate"): TLS, bearer
@@ -24,6 +25,7 @@
 #include "server/completion_executor.h"
 #include "server/encoder_service.h"
 #include "server/metrics.h"
+#include "server/model_registry.h"
 #include "server/oip_service.h"
 #include "server/options.h"
 #include "server/validate.h"
@@ -46,11 +48,14 @@ inline constexpr char kReflectionService[] =
 class Server {
  public:
   // Listens on options.address (port 0: a free port, see port()) and starts
-  // the inference and completion threads. `tokenizer` is the model's vocab
-  // (LoadTokenizerFor), or why there is none: then the server still serves
-  // token ids, and refuses text with FAILED_PRECONDITION. UNAVAILABLE if the
-  // address (or the metrics address) cannot be bound; INVALID_ARGUMENT for
-  // TLS files or a tokens file that cannot be used.
+  // the inference and completion threads, serving every model of `models`.
+  // UNAVAILABLE if the address (or the metrics address) cannot be bound;
+  // INVALID_ARGUMENT for TLS files or a tokens file that cannot be used.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const ServerOptions& options, std::unique_ptr<ModelRegistry> models);
+  // One model. `tokenizer` is its vocab (LoadTokenizerFor), or why there is
+  // none: then the server still serves token ids, and refuses text with
+  // FAILED_PRECONDITION.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       const ServerOptions& options, std::unique_ptr<Encoder> encoder,
       absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer);
@@ -80,10 +85,16 @@ class Server {
   // FAILED_PRECONDITION when the server has no tokens file; on a bad file
   // the old tokens stay in force.
   absl::StatusOr<size_t> ReloadAuthTokens();
-  const ModelInfo& model_info() const { return encoder_->info(); }
-  // Null when the server has no tokenizer; tokenizer_status() says why.
-  const TextTokenizer* tokenizer() const { return tokenizer_.get(); }
-  const absl::Status& tokenizer_status() const { return tokenizer_status_; }
+  const ModelRegistry& models() const { return *models_; }
+  // The first served model's (the only one's, for a single model).
+  const ModelInfo& model_info() const { return *models_->served(0).info; }
+  // Null when the first model has no tokenizer; tokenizer_status() says why.
+  const TextTokenizer* tokenizer() const {
+    return models_->served(0).tokenizer;
+  }
+  const absl::Status& tokenizer_status() const {
+    return models_->tokenizer_status(0);
+  }
   Batcher& batcher() { return *batcher_; }
   CompletionExecutor& completions() { return *completions_; }
 
@@ -92,11 +103,9 @@ class Server {
 
   ServerOptions options_;
   int port_ = 0;
-  // Destroyed bottom-up: gRPC server first, the model last. The completion
+  // Destroyed bottom-up: gRPC server first, the models last. The completion
   // thread outlives the batcher, whose last answers it runs.
-  std::unique_ptr<Encoder> encoder_;
-  std::unique_ptr<TextTokenizer> tokenizer_;
-  absl::Status tokenizer_status_;
+  std::unique_ptr<ModelRegistry> models_;
   // Operating parts, each null when off. The metrics listen to the batcher
   // and, like the board and the access log, to the gRPC server's call
   // interceptor: they outlive both.

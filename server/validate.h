@@ -31,6 +31,9 @@ struct ServedModel {
   const TextTokenizer* tokenizer = nullptr;
   // Why there is no tokenizer, worded for clients (no server paths).
   std::string no_tokenizer_reason;
+  // Its place among the served models (server/model_registry.h): the
+  // Batcher::Request::model of its work.
+  int index = 0;
 };
 
 // What the response to a validated request carries; the same for all its

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -291,6 +292,175 @@ TEST(BatcherTest, ManyThreadsSubmittingAllGetTheirOwnAnswers) {
     EXPECT_THAT(FirstIds(*answers[id]), ElementsAre(id));
   }
   EXPECT_EQ(batcher.stats().requests_run, kThreads * kPerThread);
+}
+
+// Several models: a batcher over one forward function per model that logs
+// which model each pass ran, in order.
+class PassLog {
+ public:
+  ForwardFn For(int model, FakeModel* fake) {
+    return [this, model, fake](absl::Span<const SequenceTask> tasks) {
+      {
+        absl::MutexLock lock(&mu_);
+        models_.push_back(model);
+      }
+      return fake->Forward(tasks);
+    };
+  }
+  std::vector<int> models() {
+    absl::MutexLock lock(&mu_);
+    return models_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int> models_ ABSL_GUARDED_BY(mu_);
+};
+
+Batcher::Request ForModel(int model, Batcher::Request r) {
+  r.model = model;
+  return r;
+}
+
+TEST(BatcherModelsTest, APassRunsOneModelsRequestsOnItsForward) {
+  FakeModel a_model, b_model;
+  PassLog log;
+  Batcher batcher({}, {log.For(0, &a_model), log.For(1, &b_model)});
+  batcher.Pause();
+  Answer a1, b1, a2, b2;
+  ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({1}, &a1))).ok());
+  ASSERT_TRUE(batcher.Submit(ForModel(1, MakeRequest({2}, &b1))).ok());
+  ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({3}, &a2))).ok());
+  ASSERT_TRUE(batcher.Submit(ForModel(1, MakeRequest({4}, &b2))).ok());
+  EXPECT_EQ(batcher.queued(), 4);
+  EXPECT_EQ(batcher.queued(0), 2);
+  EXPECT_EQ(batcher.queued(1), 2);
+  batcher.Resume();
+  batcher.Shutdown();
+  // Two passes, one per model, each merging that model's two requests.
+  EXPECT_THAT(log.models(), ElementsAre(0, 1));
+  EXPECT_THAT(a_model.pass_sizes(), ElementsAre(2));
+  EXPECT_THAT(b_model.pass_sizes(), ElementsAre(2));
+  for (Answer* a : {&a1, &b1, &a2, &b2}) {
+    ASSERT_TRUE(a->result.ok()) << a->result.status();
+  }
+  EXPECT_THAT(FirstIds(a2), ElementsAre(3));
+  EXPECT_THAT(FirstIds(b2), ElementsAre(4));
+}
+
+TEST(BatcherModelsTest, AFloodQueuedFirstDoesNotStarveAnotherModel) {
+  FakeModel a_model, b_model;
+  PassLog log;
+  BatcherOptions options;
+  options.max_batch_tokens = 3;  // one 3-token request per pass
+  Batcher batcher(options, {log.For(0, &a_model), log.For(1, &b_model)});
+  batcher.Pause();
+  constexpr int kFlood = 50;
+  std::vector<Answer> flood(kFlood);
+  for (Answer& a : flood) {
+    ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({1}, &a))).ok());
+  }
+  Answer b;
+  ASSERT_TRUE(batcher.Submit(ForModel(1, MakeRequest({2}, &b))).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  const std::vector<int> order = log.models();
+  ASSERT_EQ(order.size(), kFlood + 1u);
+  // B's one request runs in the second pass, not after the 50 of A.
+  EXPECT_THAT(std::vector<int>(order.begin(), order.begin() + 3),
+              ElementsAre(0, 1, 0));
+  ASSERT_TRUE(b.result.ok()) << b.result.status();
+  for (const Answer& a : flood) EXPECT_EQ(a.calls, 1);
+}
+
+TEST(BatcherModelsTest, AModelArrivingDuringAFloodRunsInTheNextPass) {
+  // A's first pass waits until B's request is queued behind A's flood: B
+  // must run right after that pass.
+  FakeModel a_model, b_model;
+  PassLog log;
+  absl::Notification in_first_pass, b_queued;
+  std::atomic<bool> first{true};
+  ForwardFn a_forward = log.For(0, &a_model);
+  BatcherOptions options;
+  options.max_batch_tokens = 3;
+  Batcher batcher(options, {[&](absl::Span<const SequenceTask> tasks) {
+                              if (first.exchange(false)) {
+                                in_first_pass.Notify();
+                                b_queued.WaitForNotification();
+                              }
+                              return a_forward(tasks);
+                            },
+                            log.For(1, &b_model)});
+  constexpr int kFlood = 20;
+  std::vector<Answer> flood(kFlood);
+  for (Answer& a : flood) {
+    ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({1}, &a))).ok());
+  }
+  in_first_pass.WaitForNotification();
+  Answer b;
+  ASSERT_TRUE(batcher.Submit(ForModel(1, MakeRequest({2}, &b))).ok());
+  b_queued.Notify();
+  batcher.Shutdown();
+  const std::vector<int> order = log.models();
+  ASSERT_EQ(order.size(), kFlood + 1u);
+  EXPECT_EQ(order[0], 0);
+  EXPECT_EQ(order[1], 1) << "B waited behind A's flood";
+  ASSERT_TRUE(b.result.ok()) << b.result.status();
+}
+
+TEST(BatcherModelsTest, ModelsWithWorkTakeTurns) {
+  FakeModel m0, m1, m2;
+  PassLog log;
+  BatcherOptions options;
+  options.max_batch_tokens = 3;
+  Batcher batcher(options, {log.For(0, &m0), log.For(1, &m1), log.For(2, &m2)});
+  batcher.Pause();
+  std::vector<Answer> answers(7);
+  // Model 0: 3 requests, model 2: 3, model 1: 1, queued in that order.
+  const int models[] = {0, 0, 0, 2, 2, 2, 1};
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(
+        batcher.Submit(ForModel(models[i], MakeRequest({i}, &answers[i])))
+            .ok());
+  }
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_THAT(log.models(), ElementsAre(0, 1, 2, 0, 2, 0, 2));
+}
+
+TEST(BatcherModelsTest, TheQueueLimitIsPerModel) {
+  FakeModel a_model, b_model;
+  PassLog log;
+  BatcherOptions options;
+  options.max_queue_requests = 2;
+  Batcher batcher(options, {log.For(0, &a_model), log.For(1, &b_model)});
+  batcher.Pause();
+  Answer a1, a2, a3, b1;
+  ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({1}, &a1))).ok());
+  ASSERT_TRUE(batcher.Submit(ForModel(0, MakeRequest({2}, &a2))).ok());
+  absl::Status refused = batcher.Submit(ForModel(0, MakeRequest({3}, &a3)));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), HasSubstr("--max_queue_requests=2 per model"));
+  // A's full queue does not lock B out.
+  EXPECT_TRUE(batcher.Submit(ForModel(1, MakeRequest({4}, &b1))).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_EQ(a3.calls, 0);
+  EXPECT_EQ(b1.calls, 1);
+}
+
+TEST(BatcherModelsTest, RefusesAModelIndexOutOfRange) {
+  FakeModel a_model;
+  PassLog log;
+  Batcher batcher({}, {log.For(0, &a_model)});
+  Answer a;
+  for (int model : {-1, 1}) {
+    absl::Status s = batcher.Submit(ForModel(model, MakeRequest({1}, &a)));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr("runs 1 models"));
+  }
+  batcher.Shutdown();
+  EXPECT_EQ(a.calls, 0);
 }
 
 }  // namespace

@@ -59,6 +59,16 @@ TEST(FormatAccessLineTest, TextIsOneLogfmtLine) {
             "response_bytes=1234");
 }
 
+TEST(FormatAccessLineTest, TheModelThatRanComesLast) {
+  CallRecord r = SampleRecord();
+  r.work.model = "en.v2";
+  EXPECT_THAT(FormatAccessLine(r, LogFormat::kText),
+              ::testing::EndsWith(" response_bytes=1234 model=en.v2"));
+  nlohmann::json j =
+      nlohmann::json::parse(FormatAccessLine(r, LogFormat::kJson));
+  EXPECT_EQ(j["model"], "en.v2");
+}
+
 TEST(FormatAccessLineTest, JsonIsOneObjectWithNumbers) {
   CallRecord r = SampleRecord();
   r.code = grpc::StatusCode::RESOURCE_EXHAUSTED;
@@ -320,12 +330,13 @@ TEST(AccessLogProcessTest, OneTextLinePerCallAndNoRequestContent) {
                             "peer=ipv4:127\\.0\\.0\\.1:[0-9]+ code=OK "
                             "sequences=1 tokens=5 queue_ms=[0-9.]+ "
                             "inference_ms=[0-9.]+ total_ms=[0-9.]+ "
-                            "response_bytes=[1-9][0-9]*"));
+                            "response_bytes=[1-9][0-9]* model=tiny_bert"));
   EXPECT_THAT(lines[1],
               HasSubstr(" code=INVALID_ARGUMENT sequences=0 tokens=0 "));
   EXPECT_THAT(lines[1], HasSubstr(" response_bytes=0"));
   EXPECT_THAT(lines[2], HasSubstr("method=attnserve.v1.Encoder/Tokenize "));
   EXPECT_THAT(lines[2], HasSubstr(" code=OK sequences=1 tokens=4 "));
+  EXPECT_THAT(lines[2], HasSubstr(" model=tiny_bert"));
 }
 
 TEST(AccessLogProcessTest, JsonLinesForLogCollectors) {

@@ -154,6 +154,8 @@ struct Encoder::Impl {
   // EncoderOptions::warm_up_rows: every row bucket's linear and LayerNorm
   // primitives up to RowBucket(rows), and the scratch for them.
   absl::Status WarmUp(int64_t rows);
+  // ModelInfo::weight_bytes.
+  int64_t WeightBytes() const;
   // dst (rows, E) = word + position [+ type] embeddings of every packed
   // token, positions as the family counts them.
   void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing,
@@ -243,7 +245,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
                    LoadWeights(dir + "/model.safetensors", c, pack));
   std::string base = dir;
   while (base.size() > 1 && base.back() == '/') base.pop_back();
-  info.name = base.substr(base.find_last_of('/') + 1);
+  info.name = options.name.empty() ? base.substr(base.find_last_of('/') + 1)
+                                   : options.name;
   info.family = FamilyName(c.family);
   info.weight_dtype = impl->weights.stored_dtype;
   info.has_pooler = !impl->weights.pooler_weight.empty();
@@ -273,11 +276,40 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   if (options.warm_up_rows > 0) {
     RETURN_IF_ERROR(impl->WarmUp(options.warm_up_rows));
   }
+  info.weight_bytes = impl->WeightBytes();
   // The host copies of the layer weights were freed after packing, but glibc
   // keeps freed heap pages mapped; give them back so RSS shows the model.
   malloc_trim(0);
   return std::unique_ptr<Encoder>(
       new Encoder(std::move(info), std::move(impl)));
+}
+
+int64_t Encoder::Impl::WeightBytes() const {
+  int64_t bytes = 0;
+  auto floats = [&](const std::vector<float>& v) {
+    bytes += int64_t(v.size() * sizeof(float));
+  };
+  auto packed = [&](const std::unique_ptr<Linear>& linear) {
+    if (linear != nullptr) bytes += int64_t(linear->weight_bytes());
+  };
+  for (const PackedLayer& p : layers) {
+    packed(p.qkv);
+    packed(p.out);
+    packed(p.ffn1);
+    packed(p.ffn2);
+    for (const auto* v : {&p.out_bias, &p.ln1_gamma, &p.ln1_beta,
+                          &p.ln2_gamma, &p.ln2_beta}) {
+      floats(*v);
+    }
+  }
+  packed(emb_project);
+  for (const auto* v :
+       {&weights.word_embeddings, &weights.position_embeddings,
+        &weights.type_embeddings, &weights.emb_ln_gamma, &weights.emb_ln_beta,
+        &weights.pooler_weight, &weights.pooler_bias}) {
+    floats(*v);
+  }
+  return bytes;
 }
 
 absl::Status Encoder::Impl::WarmUp(int64_t rows) {

@@ -47,6 +47,9 @@ struct EncoderOptions {
   // pays for creating a primitive. 0: everything on first use.
   int64_t warm_up_rows = 0;
   Bf16Attention bf16_attention = Bf16Attention::kWhereAmx;
+  // ModelInfo::name, the name clients ask for; empty = the directory's base
+  // name.
+  std::string name = {};
 };
 
 // "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
@@ -56,7 +59,7 @@ absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
 
 // What the loader found; immutable after Load.
 struct ModelInfo {
-  std::string name;  // the model directory's base name
+  std::string name;    // EncoderOptions::name, else the directory's base name
   std::string family;  // "bert", "roberta", "distilbert" or "electra"
   ModelConfig config;
   std::string weight_dtype;  // as stored: "F32", "F16" or "BF16"
@@ -69,6 +72,9 @@ struct ModelInfo {
   // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
   std::vector<int> heads_per_layer;  // (L) heads each layer still has
   std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
+  // Bytes the loaded weights hold: the packed linear layers (in the compute
+  // precision) and the host-side embeddings, LayerNorms and pooler.
+  int64_t weight_bytes = 0;
   bool IsPruned(int layer, int head) const {
     return !pruned.empty() &&
            pruned[size_t(layer) * config.num_heads + head] != 0;
