@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -52,15 +55,20 @@ absl::Status Batcher::Submit(Request request) {
   if (stopping_) {
     return absl::UnavailableError("server is shutting down");
   }
-  if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_requests) {
+  const size_t waiting = queue_.size() + bulk_.size();
+  if (static_cast<int64_t>(waiting) >= options_.max_queue_requests) {
     ++stats_.rejected_queue_full;
     return absl::ResourceExhaustedError(
-        absl::StrCat("request queue is full (", queue_.size(),
+        absl::StrCat("request queue is full (", waiting,
                      " requests waiting, limit --max_queue_requests=",
                      options_.max_queue_requests, "); retry later"));
   }
   request.submitted = absl::Now();
-  queue_.push_back(std::move(request));
+  if (IsBulk(request)) {
+    bulk_.push_back(Bulk{std::move(request), 0, {}, absl::ZeroDuration()});
+  } else {
+    queue_.push_back(std::move(request));
+  }
   return absl::OkStatus();
 }
 
@@ -91,16 +99,18 @@ void Batcher::PauseAfterPasses(int64_t passes) {
 
 int Batcher::queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queue_.size());
+  return static_cast<int>(queue_.size() + bulk_.size());
 }
 
 int Batcher::droppable() const {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   int n = 0;
-  for (const Request& r : queue_) {
-    if (r.deadline <= now || (r.is_cancelled && r.is_cancelled())) ++n;
-  }
+  auto drop = [now](const Request& r) {
+    return r.deadline <= now || (r.is_cancelled && r.is_cancelled());
+  };
+  for (const Request& r : queue_) n += drop(r);
+  for (const Bulk& b : bulk_) n += drop(b.request);
   return n;
 }
 
@@ -109,64 +119,174 @@ Batcher::Stats Batcher::stats() const {
   return stats_;
 }
 
+int64_t Batcher::Cost(const SequenceTask& task) const {
+  return options_.model_layers > 0
+             ? TaskLayerTokens(task, options_.model_layers)
+             : static_cast<int64_t>(task.token_ids.size());
+}
+
+int64_t Batcher::PieceBudget() const {
+  // max_pass_tokens ≤ 0: no splitting (the benchmark's "before").
+  if (options_.max_pass_tokens <= 0) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  return options_.max_pass_tokens * std::max(1, options_.model_layers);
+}
+
+bool Batcher::IsBulk(const Request& request) const {
+  if (request.bulk) return true;
+  const int64_t budget = PieceBudget();
+  int64_t cost = 0;
+  for (const SequenceTask& task : request.tasks) {
+    cost += Cost(task);
+    if (cost > budget) return true;
+  }
+  return false;
+}
+
 void Batcher::Loop() {
   for (;;) {
     std::vector<Request> batch;
-    std::vector<std::pair<Request, absl::Status>> dropped;
+    // (request, answer, whether it still counts as leaving the queue)
+    std::vector<std::tuple<Request, absl::Status, bool>> dropped;
+    std::optional<Bulk> piece;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || (!paused_ && !queue_.empty());
+        return stopping_ || (!paused_ && (!queue_.empty() || !bulk_.empty()));
       };
       mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping, everything answered
+      // Stopping, everything answered.
+      if (queue_.empty() && bulk_.empty()) return;
       // Drop what can no longer be useful before spending a pass on it.
       const absl::Time now = absl::Now();
-      int64_t tokens = 0;
-      while (!queue_.empty()) {
-        Request& front = queue_.front();
-        if (front.deadline <= now) {
+      auto why_drop = [&](const Request& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                          mu_) -> absl::Status {
+        if (r.deadline <= now) {
           ++stats_.expired;
-          dropped.emplace_back(
-              std::move(front),
-              absl::DeadlineExceededError(
-                  "deadline passed while the request waited for the "
-                  "inference thread"));
-          queue_.pop_front();
-          continue;
+          return absl::DeadlineExceededError(
+              "deadline passed while the request waited for the inference "
+              "thread");
         }
-        if (front.is_cancelled && front.is_cancelled()) {
+        if (r.is_cancelled && r.is_cancelled()) {
           ++stats_.cancelled;
-          dropped.emplace_back(
-              std::move(front),
-              absl::CancelledError("request was cancelled before it ran"));
-          queue_.pop_front();
-          continue;
+          return absl::CancelledError("request was cancelled before it ran");
         }
-        const int64_t n = TokenCount(front);
-        // Arrival order: stop at the first request that does not fit, so a
-        // long request is not overtaken forever by short ones. The first
-        // request always runs, even alone over the budget.
-        if (!batch.empty() && tokens + n > options_.max_batch_tokens) break;
-        tokens += n;
-        batch.push_back(std::move(front));
-        queue_.pop_front();
+        return absl::OkStatus();
+      };
+      // A bulk request is checked before each of its pieces.
+      while (!bulk_.empty()) {
+        absl::Status why = why_drop(bulk_.front().request);
+        if (why.ok()) break;
+        dropped.emplace_back(std::move(bulk_.front().request), why,
+                             bulk_.front().next == 0);
+        bulk_.pop_front();
+      }
+      // Interactive first, but not twice in a row while bulk waits.
+      if (!queue_.empty() && (bulk_.empty() || !last_interactive_)) {
+        int64_t tokens = 0;
+        while (!queue_.empty()) {
+          Request& front = queue_.front();
+          if (absl::Status why = why_drop(front); !why.ok()) {
+            dropped.emplace_back(std::move(front), why, true);
+            queue_.pop_front();
+            continue;
+          }
+          const int64_t n = TokenCount(front);
+          // Arrival order: stop at the first request that does not fit, so
+          // a long request is not overtaken forever by short ones. The
+          // first request always runs, even alone over the budget.
+          if (!batch.empty() && tokens + n > options_.max_batch_tokens) break;
+          tokens += n;
+          batch.push_back(std::move(front));
+          queue_.pop_front();
+        }
+      }
+      if (batch.empty() && !bulk_.empty()) {
+        piece.emplace(std::move(bulk_.front()));
+        bulk_.pop_front();
       }
     }
     const absl::Time dequeued = absl::Now();
-    for (auto& [request, status] : dropped) {
-      Dequeued(request, dequeued);
+    for (auto& [request, status, leaves] : dropped) {
+      if (leaves) Dequeued(request, dequeued);
       request.done(status);
     }
-    for (Request& request : batch) Dequeued(request, dequeued);
+    if (batch.empty() && !piece.has_value()) continue;
     if (!batch.empty()) {
+      for (Request& request : batch) Dequeued(request, dequeued);
       Run(batch);
-      absl::MutexLock lock(&mu_);
-      if (pause_after_passes_ > 0 && --pause_after_passes_ == 0 && !stopping_) {
-        paused_ = true;
+      last_interactive_ = true;
+    } else {
+      if (piece->next == 0) Dequeued(piece->request, dequeued);
+      const bool answered = RunPiece(*piece);
+      last_interactive_ = false;
+      if (!answered) {
+        // Round-robin: behind the other bulk requests.
+        absl::MutexLock lock(&mu_);
+        bulk_.push_back(*std::move(piece));
       }
     }
+    absl::MutexLock lock(&mu_);
+    if (pause_after_passes_ > 0 && --pause_after_passes_ == 0 && !stopping_) {
+      paused_ = true;
+    }
   }
+}
+
+bool Batcher::RunPiece(Bulk& bulk) {
+  Request& request = bulk.request;
+  const std::vector<SequenceTask>& tasks = request.tasks;
+  // Whole sequences while the cost fits (at least one), as the interactive
+  // passes also within max_batch_tokens.
+  const int64_t budget = PieceBudget();
+  size_t end = bulk.next;
+  int64_t cost = 0, tokens = 0;
+  while (end < tasks.size()) {
+    const int64_t c = Cost(tasks[end]);
+    const int64_t t = static_cast<int64_t>(tasks[end].token_ids.size());
+    if (end > bulk.next &&
+        (cost + c > budget || tokens + t > options_.max_batch_tokens)) {
+      break;
+    }
+    cost += c;
+    tokens += t;
+    ++end;
+  }
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<SequenceOutput>> outputs = CallForward(
+      forward_, absl::MakeConstSpan(tasks).subspan(bulk.next, end - bulk.next));
+  const absl::Duration duration = absl::Now() - start;
+  bulk.inference += duration;
+  if (listener_ != nullptr) {
+    listener_->OnPass(
+        {1, static_cast<int64_t>(end - bulk.next), tokens, duration});
+  }
+  const bool answered = !outputs.ok() || end == tasks.size();
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.forward_passes;
+    ++stats_.bulk_pieces;
+    stats_.sequences_run += end - bulk.next;
+    stats_.max_requests_in_pass =
+        std::max<int64_t>(stats_.max_requests_in_pass, 1);
+    if (answered) ++stats_.requests_run;
+  }
+  if (outputs.ok()) {
+    for (SequenceOutput& o : *outputs) bulk.outputs.push_back(std::move(o));
+    bulk.next = end;
+  }
+  if (!answered) return false;
+  if (request.timing != nullptr) {
+    request.timing->inference = bulk.inference;
+    request.timing->queue = absl::Now() - request.submitted - bulk.inference;
+  }
+  if (outputs.ok()) {
+    request.done(std::move(bulk.outputs));
+  } else {
+    request.done(outputs.status());
+  }
+  return true;
 }
 
 void Batcher::Run(std::vector<Request>& batch) {

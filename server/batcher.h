@@ -2,6 +2,14 @@
 // ONE inference thread that merges whatever is queued into the next forward
 // pass, up to a token budget.
 //
+// Bulk work (a request costlier than BatcherOptions::max_pass_tokens, or
+// marked bulk, as RankHeads' passes are) waits apart and runs in pieces of
+// at most that cost, one request per piece, round-robin. Interactive
+// requests go first at every pass boundary, except that after an
+// interactive pass a waiting bulk piece runs: neither kind starves, and an
+// interactive request waits for at most one bounded piece (plus one
+// interactive pass it arrived too late for).
+//
 // Free of gRPC and protobuf on purpose: a request is a list of SequenceTasks,
 // a deadline, a cancellation probe and a completion callback, so the batcher
 // can be tested with a fake forward function.
@@ -68,10 +76,15 @@ class Batcher {
     // `done` (the x-queue-time and x-inference-time of the response). Must
     // stay valid until `done` returns.
     struct Timing {
-      absl::Duration queue;      // Submit() to leaving the queue
-      absl::Duration inference;  // the forward pass it ran in
+      // Submit() to leaving the queue; for bulk split into pieces, all the
+      // time between Submit() and the answer not spent in its own pieces.
+      absl::Duration queue;
+      absl::Duration inference;  // the forward pass(es) it ran in
     };
     Timing* timing = nullptr;
+    // Bulk even when cheap: runs after waiting interactive requests (see
+    // the file comment). RankHeads marks its passes so.
+    bool bulk = false;
     // Set by Submit().
     absl::Time submitted;
   };
@@ -86,6 +99,7 @@ class Batcher {
     int64_t cancelled = 0;      // answered CANCELLED without running
     int64_t rejected_queue_full = 0;  // Submit → RESOURCE_EXHAUSTED
     int64_t max_requests_in_pass = 0;
+    int64_t bulk_pieces = 0;  // passes that ran one piece of bulk work
   };
 
   // Starts the inference thread. `listener` (may be null) must outlive the
@@ -117,7 +131,9 @@ class Batcher {
   // itself (as Pause()), so a test can stop a multi-pass request midway.
   void PauseAfterPasses(int64_t passes);
 
-  int queued() const;  // requests waiting, not counting a pass in progress
+  // Requests waiting, interactive and bulk, not counting a pass in progress
+  // (nor a bulk request while one of its pieces runs).
+  int queued() const;
   // Test hook: of those, the ones the inference thread would drop if it
   // looked now (deadline passed, or is_cancelled() true). Lets a test wait
   // for "expired" instead of sleeping past a deadline.
@@ -125,8 +141,24 @@ class Batcher {
   Stats stats() const;
 
  private:
+  // A bulk request and how far it got.
+  struct Bulk {
+    Request request;
+    size_t next = 0;                     // first task not run yet
+    std::vector<SequenceOutput> outputs;  // (next) of the pieces run
+    absl::Duration inference;             // Σ of its pieces
+  };
+
   void Loop();
   void Run(std::vector<Request>& batch);
+  // Runs the next piece of `bulk`; true when it is answered (all pieces ran,
+  // or one failed).
+  bool RunPiece(Bulk& bulk);
+  // Work of a task in layer-tokens (TaskLayerTokens) and the budget of one
+  // piece in the same unit.
+  int64_t Cost(const SequenceTask& task) const;
+  int64_t PieceBudget() const;
+  bool IsBulk(const Request& request) const;
   // Records how long `request` waited: its Timing and the listener.
   void Dequeued(Request& request, absl::Time now);
 
@@ -135,7 +167,10 @@ class Batcher {
   BatchListener* const listener_;  // may be null
 
   mutable absl::Mutex mu_;
-  std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);  // interactive
+  std::deque<Bulk> bulk_ ABSL_GUARDED_BY(mu_);
+  // Set by the inference thread only: whether its last pass was interactive.
+  bool last_interactive_ = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t pause_after_passes_ ABSL_GUARDED_BY(mu_) = 0;  // 0 = never

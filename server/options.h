@@ -15,6 +15,18 @@ struct BatcherOptions {
   // order) while their tokens fit. A single request larger than the budget
   // runs alone; the per-request limit is checked before it gets here.
   int64_t max_batch_tokens = 8192;
+  // Bulk work runs in passes of at most this much work, in tokens of a full
+  // forward pass (a task that starts at layer l of L counts T·(L − l)/L),
+  // and interactive requests waiting go between them. Bulk is a request
+  // costlier than this (split at sequence boundaries, answered once all its
+  // pieces ran) and every RankHeads pass. ≈ 250 ms of BERT-base fp32 on
+  // 2 cores of AMD Zen 4; a smaller budget lowers interactive latency under
+  // bulk load and costs bulk work per-pass efficiency (BENCHMARKS.md).
+  int64_t max_pass_tokens = 256;
+  // The served model's layers, to cost tasks that start above layer 0
+  // (RankHeads ablations). Set by the server from the model; 0 counts every
+  // task as a full pass.
+  int model_layers = 0;
   // Requests waiting for the inference thread; one more is refused with
   // RESOURCE_EXHAUSTED instead of growing the queue.
   int max_queue_requests = 1024;
@@ -34,10 +46,14 @@ struct RequestLimits {
   int64_t max_response_bytes = int64_t{256} << 20;
   // Work of one RankHeads request: Σ over its sequences of T·(1 + L·H + L)
   // tokens of forward passes (unmasked, each head masked alone, each layer
-  // masked). One 16-token BERT-base sentence is 2,512 tokens of work. The one
-  // cost figure: ≈ 0.8 ms per token of work for BERT-base fp32 on 2 cores,
-  // so the default is ≈ 25 s.
-  int64_t max_rank_heads_tokens = 32768;
+  // masked). One 16-token BERT-base sentence is 2,512 tokens of work. Each
+  // ablation starts at the layer it masks (ServerOptions::
+  // rank_heads_reuse_layers), which on BERT-base does 1026/1884 of the
+  // layer work: ≈ 0.45 ms per token of work for BERT-base fp32 on 2 cores
+  // (≈ 0.8 ms before the reuse), so the default is ≈ 27 s. The layer inputs
+  // kept meanwhile are L·T·H floats per sequence: ≤ 15 MB for BERT-base at
+  // this limit.
+  int64_t max_rank_heads_tokens = 61440;
 };
 
 // Added to max_response_bytes for the gRPC max send message size: protobuf
@@ -79,6 +95,11 @@ struct ServerOptions {
   // turns NOT_SERVING, so load balancers and Kubernetes endpoints stop
   // routing here before the port closes (read by main.cc).
   absl::Duration drain_delay = absl::Seconds(5);
+  // RankHeads runs the unmasked pass once and starts each ablation at the
+  // layer it masks (same importances, ≈ 1.8× less work on BERT-base).
+  // false: each ablation recomputes the layers below it (the old way, for
+  // benchmarks).
+  bool rank_heads_reuse_layers = true;
   // Shutdown: how long in-flight calls may take to finish before gRPC
   // cancels them.
   absl::Duration shutdown_grace = absl::Seconds(30);

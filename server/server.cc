@@ -115,8 +115,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   Encoder* model = server->encoder_.get();
   server->completions_ = std::make_unique<CompletionExecutor>(
       options.max_pending_completion_bytes);
+  // The batcher costs RankHeads' ablations, which start above layer 0, by
+  // the layers they run.
+  BatcherOptions batcher_options = options.batcher;
+  batcher_options.model_layers = model->info().config.num_layers;
   server->batcher_ = std::make_unique<Batcher>(
-      options.batcher,
+      batcher_options,
       [model](absl::Span<const SequenceTask> tasks) {
         return model->Forward(tasks);
       },
