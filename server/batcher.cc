@@ -160,8 +160,8 @@ void Batcher::Loop() {
       if (queue_.empty() && bulk_.empty()) return;
       // Drop what can no longer be useful before spending a pass on it.
       const absl::Time now = absl::Now();
-      auto why_drop = [&](const Request& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-                          mu_) -> absl::Status {
+      auto why_drop = [&](const Request& r)
+                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
         if (r.deadline <= now) {
           ++stats_.expired;
           return absl::DeadlineExceededError(

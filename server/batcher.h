@@ -144,7 +144,7 @@ class Batcher {
   // A bulk request and how far it got.
   struct Bulk {
     Request request;
-    size_t next = 0;                     // first task not run yet
+    size_t next = 0;                      // first task not run yet
     std::vector<SequenceOutput> outputs;  // (next) of the pieces run
     absl::Duration inference;             // Σ of its pieces
   };

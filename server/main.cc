@@ -151,7 +151,8 @@ attnserve::ServerOptions OptionsFromFlags() {
   options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.batcher.max_queue_requests = absl::GetFlag(FLAGS_max_queue_requests);
   options.batcher.max_pass_tokens = absl::GetFlag(FLAGS_max_pass_tokens);
-  options.rank_heads_reuse_layers = absl::GetFlag(FLAGS_rank_heads_reuse_layers);
+  options.rank_heads_reuse_layers =
+      absl::GetFlag(FLAGS_rank_heads_reuse_layers);
   options.limits.max_sequences_per_request =
       absl::GetFlag(FLAGS_max_sequences_per_request);
   options.limits.max_tokens_per_request =

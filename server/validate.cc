@@ -449,8 +449,8 @@ absl::StatusOr<std::vector<InputSequence>> ValidateTokenizeRequest(
 
 absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
     const v1::RankHeadsRequest& request, const ServedModel& model,
-    const RequestLimits& limits, int64_t tokens_per_pass,
-    int64_t cost_per_pass, bool reuse_layer_inputs) {
+    const RequestLimits& limits, int64_t tokens_per_pass, int64_t cost_per_pass,
+    bool reuse_layer_inputs) {
   const ModelInfo& info = *model.info;
   const ModelConfig& config = info.config;
   if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {

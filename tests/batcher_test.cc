@@ -69,9 +69,9 @@ struct Answer {
   // during a pass, so Shutdown() must wait for them.
   bool WaitAnswered() {
     absl::MutexLock lock(&mu);
-    return mu.AwaitWithTimeout(
-        absl::Condition(+[](int* n) { return *n > 0; }, &calls),
-        absl::Seconds(30));
+    return mu.AwaitWithTimeout(absl::Condition(
+                                   +[](int* n) { return *n > 0; }, &calls),
+                               absl::Seconds(30));
   }
 };
 
@@ -389,9 +389,8 @@ TEST(BatcherBulkTest, InteractiveRequestGoesBetweenBulkPieces) {
   PassLog log;
   Batcher batcher(BulkOptions(), log.fn());
   Answer bulk, small;
-  log.During(1, [&] {
-    ASSERT_TRUE(batcher.Submit(MakeRequest({99}, &small)).ok());
-  });
+  log.During(
+      1, [&] { ASSERT_TRUE(batcher.Submit(MakeRequest({99}, &small)).ok()); });
   ASSERT_TRUE(batcher.Submit(Tasks(10, 6, &bulk)).ok());
   ASSERT_TRUE(bulk.WaitAnswered());
   ASSERT_TRUE(small.WaitAnswered());
@@ -442,8 +441,8 @@ TEST(BatcherBulkTest, BulkAndInteractiveAlternateUnderSteadyLoad) {
   batcher.Shutdown();
   // 92 arrives during 91's pass and 93 during the bulk piece after it: they
   // merge into the next interactive pass.
-  EXPECT_EQ(log.passes(), (Passes{{10, 11}, {91}, {12, 13}, {92, 93},
-                                  {14, 15}, {94}}));
+  EXPECT_EQ(log.passes(),
+            (Passes{{10, 11}, {91}, {12, 13}, {92, 93}, {14, 15}, {94}}));
   ASSERT_TRUE(bulk.result.ok());
   EXPECT_THAT(FirstIds(bulk), ElementsAre(10, 11, 12, 13, 14, 15));
   for (const auto& s : smalls) EXPECT_EQ(s->calls, 1);

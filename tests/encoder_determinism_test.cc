@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
-#include "model/demo/demo_model.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/demo/demo_model.h"
 #include "model/encoder/encoder.h"
 #include "tests/golden.h"
 
@@ -142,8 +142,8 @@ TEST_P(DeterminismTest, StartingAtALayerGivesTheFullPassBits) {
   for (size_t i = 0; i < base.size(); ++i) {
     const size_t t = base[i].token_ids.size();
     ASSERT_EQ((*unmasked)[i].layer_inputs.size(), layers * t * c.hidden_size);
-    auto inputs = std::make_shared<const std::vector<float>>(
-        (*unmasked)[i].layer_inputs);
+    auto inputs =
+        std::make_shared<const std::vector<float>>((*unmasked)[i].layer_inputs);
     for (int l = 0; l < layers; ++l) {
       SequenceTask task = base[i];
       task.want_layer_inputs = false;
@@ -185,7 +185,8 @@ TEST_P(DeterminismTest, StartingAtALayerGivesTheFullPassBits) {
   for (size_t split : {batch.size(), size_t{9}}) {
     for (size_t from = 0; from < batch.size(); from += split) {
       const size_t n = std::min(split, batch.size() - from);
-      auto out = (*encoder)->Forward(absl::MakeConstSpan(batch).subspan(from, n));
+      auto out =
+          (*encoder)->Forward(absl::MakeConstSpan(batch).subspan(from, n));
       ASSERT_TRUE(out.ok()) << out.status();
       for (size_t k = 0; k < n; ++k) {
         const SequenceTask& task = batch[from + k];

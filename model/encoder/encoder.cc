@@ -180,8 +180,8 @@ struct Encoder::Impl {
   void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing,
              float* dst);
   // ctx_buf = the attention of layer `l` over qkv, per group of equal-length
-  // sequences among those that run layer l; copies the maps that tasks asked for into `outputs` and zeroes
-  // the context of masked heads.
+  // sequences among those that run layer l; copies the maps that tasks asked
+  // for into `outputs` and zeroes the context of masked heads.
   absl::Status SelfAttention(int l, absl::Span<const SequenceTask> tasks,
                              const Packing& packing,
                              std::vector<SequenceOutput>* outputs);
@@ -373,8 +373,7 @@ absl::Status Encoder::Impl::SelfAttention(
     const int64_t max_n =
         std::max<int64_t>(1, kProbsScratchFloats / (heads * t * t));
     size_t end = g;
-    while (end < active &&
-           int64_t(tasks[order[end]].token_ids.size()) == t &&
+    while (end < active && int64_t(tasks[order[end]].token_ids.size()) == t &&
            int64_t(end - g) < max_n) {
       ++end;
     }
@@ -615,8 +614,8 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
   for (size_t i = 0; i < tasks.size(); ++i) {
     const int64_t t = tasks[i].token_ids.size();
     // (attention_layers, heads, t, t)
-    outputs[i].attention.resize(tasks[i].attention_layers.size() *
-                                c.num_heads * t * t);
+    outputs[i].attention.resize(tasks[i].attention_layers.size() * c.num_heads *
+                                t * t);
     if (tasks[i].want_layer_inputs) {
       outputs[i].layer_inputs.resize(int64_t(c.num_layers) * t *
                                      c.hidden_size);  // (L, t, H)
@@ -636,9 +635,8 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     } else {
       // ELECTRA: LayerNorm over E, then x = emb·W_pᵀ + b_p   (tokens, H)
       m.Embed(tasks, packing, m.emb.data());
-      RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, m.emb.data(),
-                                            m.weights.emb_ln_gamma,
-                                            m.weights.emb_ln_beta));
+      RETURN_IF_ERROR(m.emb_layer_norm->Run(
+          rows, m.emb.data(), m.weights.emb_ln_gamma, m.weights.emb_ln_beta));
       RETURN_IF_ERROR(m.emb_project->Run(embedded, m.emb.data(), x));
     }
   }

@@ -171,9 +171,8 @@ std::vector<SequenceTask> RankHeadsJob::NextPass() {
     SequenceTask task = MakeTask(k);
     const int64_t t = task.token_ids.size();
     const int64_t c = TaskLayerTokens(task, int(layers_));
-    if (!pass.empty() &&
-        (tokens + t > tokens_per_pass_ ||
-         (cost_per_pass_ > 0 && cost + c > cost_per_pass_))) {
+    if (!pass.empty() && (tokens + t > tokens_per_pass_ ||
+                          (cost_per_pass_ > 0 && cost + c > cost_per_pass_))) {
       break;
     }
     pass.push_back(std::move(task));
