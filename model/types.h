@@ -6,6 +6,7 @@
 #define ATTNSERVE_MODEL_TYPES_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,29 @@ struct SequenceTask {
   // Also BERT's pooler output (tanh(W·h_[CLS] + b)), whatever `pooling` is:
   // the Open Inference Protocol returns both.
   bool want_pooler_output = false;
+  // Start at layer `start_layer` from `layer_inputs` instead of embedding
+  // the tokens: RankHeads runs the unmasked pass once (want_layer_inputs)
+  // and starts each ablation at the layer it masks, since the layers below
+  // give the same bits with or without that mask. The result equals the full
+  // pass bit for bit (fp32 and every precision: a row's result does not
+  // depend on what else is in the pass). Shared, not copied, by the tasks
+  // of one sequence. attention_layers and head_mask may not name a layer
+  // below start_layer.
+  int start_layer = 0;
+  std::shared_ptr<const std::vector<float>>
+      layer_inputs;  // (L, T, hidden) as SequenceOutput::layer_inputs
+  bool want_layer_inputs = false;  // only with start_layer 0
 };
+
+// A task's work in layer-tokens: its tokens times the layers it runs,
+// T·(L − start_layer). A full pass is T·L; the cost budgets of the batcher
+// and of RankHeads count this.
+inline int64_t TaskLayerTokens(const SequenceTask& task, int num_layers) {
+  const int64_t layers = num_layers > task.start_layer
+                             ? num_layers - task.start_layer
+                             : 1;  // an invalid task, refused by Forward
+  return int64_t(task.token_ids.size()) * layers;
+}
 
 struct SequenceOutput {
   std::vector<float> hidden;  // (T, hidden) when want_hidden
@@ -44,6 +67,9 @@ struct SequenceOutput {
       attention;  // (attention_layers.size(), heads, T, T), before head_mask
   std::vector<float> embedding;      // (hidden) when pooling != kNone
   std::vector<float> pooler_output;  // (hidden) when want_pooler_output
+  // (L, T, hidden) when want_layer_inputs: the input of every layer (layer
+  // 0's is the embeddings after their LayerNorm, or projection).
+  std::vector<float> layer_inputs;
 };
 
 }  // namespace attnserve

@@ -9,6 +9,15 @@
 // with work waits at most one pass of each other model, however many
 // requests the others have queued. A pass merges requests of one model only.
 //
+// Within a model, bulk work (a request costlier than
+// BatcherOptions::max_pass_tokens, or marked bulk, as RankHeads' passes are)
+// waits apart and runs in pieces of at most that cost, one request per
+// piece, round-robin. When its model's turn comes, interactive requests go
+// first, except that after an interactive pass of that model a waiting bulk
+// piece runs: neither kind starves, and an interactive request waits for at
+// most one bounded piece (plus one interactive pass it arrived too late for)
+// of its model, and one pass of each other model.
+//
 // Free of gRPC and protobuf on purpose: a request is a list of SequenceTasks,
 // a deadline, a cancellation probe and a completion callback, so the batcher
 // can be tested with a fake forward function.
@@ -79,10 +88,15 @@ class Batcher {
     // `done` (the x-queue-time and x-inference-time of the response). Must
     // stay valid until `done` returns.
     struct Timing {
-      absl::Duration queue;      // Submit() to leaving the queue
-      absl::Duration inference;  // the forward pass it ran in
+      // Submit() to leaving the queue; for bulk split into pieces, all the
+      // time between Submit() and the answer not spent in its own pieces.
+      absl::Duration queue;
+      absl::Duration inference;  // the forward pass(es) it ran in
     };
     Timing* timing = nullptr;
+    // Bulk even when cheap: runs after waiting interactive requests (see
+    // the file comment). RankHeads marks its passes so.
+    bool bulk = false;
     // Set by Submit().
     absl::Time submitted;
   };
@@ -97,6 +111,7 @@ class Batcher {
     int64_t cancelled = 0;      // answered CANCELLED without running
     int64_t rejected_queue_full = 0;  // Submit → RESOURCE_EXHAUSTED
     int64_t max_requests_in_pass = 0;
+    int64_t bulk_pieces = 0;  // passes that ran one piece of bulk work
   };
 
   // Starts the inference thread for one model per entry of `forwards` (at
@@ -135,7 +150,9 @@ class Batcher {
   // itself (as Pause()), so a test can stop a multi-pass request midway.
   void PauseAfterPasses(int64_t passes);
 
-  int queued() const;  // requests waiting, not counting a pass in progress
+  // Requests waiting, interactive and bulk, not counting a pass in progress
+  // (nor a bulk request while one of its pieces runs).
+  int queued() const;
   int queued(int model) const;  // of those, model `model`'s
   int models() const { return static_cast<int>(forwards_.size()); }
   // Test hook: of those, the ones the inference thread would drop if it
@@ -145,11 +162,28 @@ class Batcher {
   Stats stats() const;
 
  private:
+  // A bulk request and how far it got.
+  struct Bulk {
+    Request request;
+    size_t next = 0;                      // first task not run yet
+    std::vector<SequenceOutput> outputs;  // (next) of the pieces run
+    absl::Duration inference;             // Σ of its pieces
+  };
+
   void Loop();
   // The model whose turn it is: the first from next_model_ on with requests
-  // queued; -1 when every queue is empty.
+  // (interactive or bulk) queued; -1 when every queue is empty.
   int NextModel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(int model, std::vector<Request>& batch);
+  // Runs the next piece of `bulk` of `model`; true when it is answered (all
+  // pieces ran, or one failed).
+  bool RunPiece(int model, Bulk& bulk);
+  // Work of a task of `model` in layer-tokens (TaskLayerTokens) and the
+  // budget of one piece in the same unit (of a full pass of that model).
+  int64_t Cost(int model, const SequenceTask& task) const;
+  int64_t PieceBudget(int model) const;
+  bool IsBulk(const Request& request) const;
+  int Layers(int model) const;
   // Records how long `request` waited: its Timing and the listener.
   void Dequeued(Request& request, absl::Time now);
 
@@ -158,9 +192,16 @@ class Batcher {
   BatchListener* const listener_;          // may be null
 
   mutable absl::Mutex mu_;
-  std::vector<std::deque<Request>> queues_ ABSL_GUARDED_BY(mu_);  // per model
+  // One per model: its interactive requests and its bulk work.
+  struct ModelQueue {
+    std::deque<Request> interactive;
+    std::deque<Bulk> bulk;
+  };
+  std::vector<ModelQueue> queues_ ABSL_GUARDED_BY(mu_);
   int queued_ ABSL_GUARDED_BY(mu_) = 0;      // summed over queues_
   int next_model_ ABSL_GUARDED_BY(mu_) = 0;  // where the next turn starts
+  // Inference thread only: whether each model's last pass was interactive.
+  std::vector<uint8_t> last_interactive_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool paused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t pause_after_passes_ ABSL_GUARDED_BY(mu_) = 0;  // 0 = never

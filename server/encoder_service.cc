@@ -67,7 +67,8 @@ int64_t OutputBytes(
   if (!outputs.ok()) return 0;
   int64_t floats = 0;
   for (const SequenceOutput& o : *outputs) {
-    floats += o.hidden.size() + o.attention.size() + o.embedding.size();
+    floats += o.hidden.size() + o.attention.size() + o.embedding.size() +
+              o.layer_inputs.size();
   }
   return floats * static_cast<int64_t>(sizeof(float));
 }
@@ -135,6 +136,8 @@ EncoderService::EncoderService(const ModelRegistry* models,
       limits_(options.limits),
       default_deadline_(options.default_deadline),
       tokens_per_pass_(options.batcher.max_batch_tokens),
+      cost_per_pass_(options.batcher.max_pass_tokens),
+      rank_heads_reuse_(options.rank_heads_reuse_layers),
       batcher_(batcher),
       completions_(completions),
       hooks_(hooks) {}
@@ -333,7 +336,8 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
       models_->Find(request.model(), "model");
   if (!model.ok()) return FinishNow(calls_, model.status());
   absl::StatusOr<RankHeadsJob> job =
-      ValidateRankHeadsRequest(request, **model, limits_, tokens_per_pass_);
+      ValidateRankHeadsRequest(request, **model, limits_, tokens_per_pass_,
+                               cost_per_pass_, rank_heads_reuse_);
   if (!job.ok()) return FinishNow(calls_, job.status());
   auto call = std::make_shared<RankHeadsCall>(*std::move(job));
   call->model = *model;
@@ -353,11 +357,12 @@ grpc::ServerUnaryReactor* EncoderService::RankHeads(
 }
 
 void EncoderService::SubmitRankHeadsPass(std::shared_ptr<RankHeadsCall> call) {
-  // The passes run one after another through the batcher, each queued behind
-  // whatever else waits, so a ranking never holds the inference thread for
-  // longer than one pass of at most tokens_per_pass_ tokens.
+  // The passes run one after another through the batcher as bulk work:
+  // interactive requests that wait go first, so a ranking never holds them
+  // up for longer than one pass of at most --max_pass_tokens of work.
   Batcher::Request pass;
   pass.model = call->model->index;
+  pass.bulk = true;
   pass.tasks = call->job.NextPass();
   pass.deadline = call->deadline;
   grpc::CallbackServerContext* context = call->context;

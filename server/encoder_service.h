@@ -102,6 +102,8 @@ class EncoderService final
   const RequestLimits limits_;
   const absl::Duration default_deadline_;
   const int64_t tokens_per_pass_;  // RankHeads passes: the batcher's budget
+  const int64_t cost_per_pass_;    // and its --max_pass_tokens
+  const bool rank_heads_reuse_;    // ServerOptions::rank_heads_reuse_layers
   Batcher* const batcher_;
   CompletionExecutor* const completions_;
   const ServiceHooks hooks_;

@@ -82,6 +82,15 @@ ABSL_FLAG(std::string, prune_heads, "",
 ABSL_FLAG(int64_t, max_batch_tokens, kDefaults.batcher.max_batch_tokens,
           "Token budget of one forward pass; queued requests are merged up to "
           "it.");
+ABSL_FLAG(int64_t, max_pass_tokens, kDefaults.batcher.max_pass_tokens,
+          "Most work of one forward pass of bulk work (RankHeads, and Encode "
+          "requests costlier than this, which are split at sequence "
+          "boundaries), in tokens of a full pass; waiting interactive "
+          "requests run between the passes. 0 = no splitting.");
+ABSL_FLAG(bool, rank_heads_reuse_layers, kDefaults.rank_heads_reuse_layers,
+          "RankHeads runs the unmasked pass once and starts each ablation at "
+          "the layer it masks (same importances, ~1.8x less work on "
+          "BERT-base); false recomputes the layers below each ablation.");
 ABSL_FLAG(int, max_queue_requests, kDefaults.batcher.max_queue_requests,
           "Requests of one model that may wait for the inference thread "
           "(each model has its own queue of this length); more get "
@@ -170,6 +179,9 @@ attnserve::ServerOptions OptionsFromFlags() {
   options.address = absl::GetFlag(FLAGS_address);
   options.batcher.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   options.batcher.max_queue_requests = absl::GetFlag(FLAGS_max_queue_requests);
+  options.batcher.max_pass_tokens = absl::GetFlag(FLAGS_max_pass_tokens);
+  options.rank_heads_reuse_layers =
+      absl::GetFlag(FLAGS_rank_heads_reuse_layers);
   options.limits.max_sequences_per_request =
       absl::GetFlag(FLAGS_max_sequences_per_request);
   options.limits.max_tokens_per_request =
@@ -197,6 +209,9 @@ attnserve::ServerOptions OptionsFromFlags() {
   };
   positive("max_batch_tokens", options.batcher.max_batch_tokens);
   positive("max_queue_requests", options.batcher.max_queue_requests);
+  if (options.batcher.max_pass_tokens < 0) {
+    Die("--max_pass_tokens must be >= 0 (0 = no splitting)");
+  }
   positive("max_sequences_per_request",
            options.limits.max_sequences_per_request);
   positive("max_tokens_per_request", options.limits.max_tokens_per_request);

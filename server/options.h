@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -15,6 +16,21 @@ struct BatcherOptions {
   // order) while their tokens fit. A single request larger than the budget
   // runs alone; the per-request limit is checked before it gets here.
   int64_t max_batch_tokens = 8192;
+  // Bulk work runs in passes of at most this much work, in tokens of a full
+  // forward pass (a task that starts at layer l of L counts T·(L − l)/L),
+  // and interactive requests waiting go between them. Bulk is a request
+  // costlier than this (split at sequence boundaries, answered once all its
+  // pieces ran) and every RankHeads pass. 256 tokens of BERT-base are
+  // ≈ 44 GFLOP: ≈ 0.2 s at the ≈ 210 GFLOP/s fp32 matmul ceiling of 2 AMD
+  // Zen 4 cores (issue #13 asks ≤ 250 ms). A smaller budget lowers the
+  // wait of interactive calls and costs bulk work more passes: each pass
+  // pays per-op overhead, which grows when other processes compete for
+  // the cores (BENCHMARKS.md). 0 = no splitting.
+  int64_t max_pass_tokens = 256;
+  // Each served model's layers (Request::model indexes it), to cost tasks
+  // that start above layer 0 (RankHeads ablations). Set by the server from
+  // the models; a model without an entry counts every task as a full pass.
+  std::vector<int> model_layers = {};
   // Requests waiting for the inference thread; one more is refused with
   // RESOURCE_EXHAUSTED instead of growing the queue.
   int max_queue_requests = 1024;
@@ -34,10 +50,15 @@ struct RequestLimits {
   int64_t max_response_bytes = int64_t{256} << 20;
   // Work of one RankHeads request: Σ over its sequences of T·(1 + L·H + L)
   // tokens of forward passes (unmasked, each head masked alone, each layer
-  // masked). One 16-token BERT-base sentence is 2,512 tokens of work. The one
-  // cost figure: ≈ 0.8 ms per token of work for BERT-base fp32 on 2 cores,
-  // so the default is ≈ 25 s.
-  int64_t max_rank_heads_tokens = 32768;
+  // masked). One 16-token BERT-base sentence is 2,512 tokens of work. Each
+  // ablation starts at the layer it masks (ServerOptions::
+  // rank_heads_reuse_layers), which on BERT-base does 1026/1884 of the
+  // layer work, so this default (1.875× the 32768 of the full
+  // recomputation, whose cost was ≈ 0.8 ms per token of work for BERT-base
+  // fp32 on 2 quiet cores) bounds a request to about the same time, ≈ 25 s.
+  // The layer inputs kept meanwhile are L·T·H floats per sequence: ≤ 15 MB
+  // for BERT-base at this limit.
+  int64_t max_rank_heads_tokens = 61440;
 };
 
 // Added to max_response_bytes for the gRPC max send message size: protobuf
@@ -79,6 +100,11 @@ struct ServerOptions {
   // turns NOT_SERVING, so load balancers and Kubernetes endpoints stop
   // routing here before the port closes (read by main.cc).
   absl::Duration drain_delay = absl::Seconds(5);
+  // RankHeads runs the unmasked pass once and starts each ablation at the
+  // layer it masks (same importances, ≈ 1.8× less work on BERT-base).
+  // false: each ablation recomputes the layers below it (the old way, for
+  // benchmarks).
+  bool rank_heads_reuse_layers = true;
   // Shutdown: how long in-flight calls may take to finish before gRPC
   // cancels them.
   absl::Duration shutdown_grace = absl::Seconds(30);

@@ -115,16 +115,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   const ModelRegistry* registry = server->models_.get();
   server->completions_ = std::make_unique<CompletionExecutor>(
       options.max_pending_completion_bytes);
-  // One forward function per model, all on the one inference thread.
+  // One forward function per model, all on the one inference thread; the
+  // batcher costs RankHeads' ablations, which start above layer 0, by the
+  // layers they run of their model.
   std::vector<ForwardFn> forwards;
+  BatcherOptions batcher_options = options.batcher;
+  batcher_options.model_layers.clear();
   for (int i = 0; i < registry->size(); ++i) {
     Encoder* model = &registry->encoder(i);
     forwards.push_back([model](absl::Span<const SequenceTask> tasks) {
       return model->Forward(tasks);
     });
+    batcher_options.model_layers.push_back(model->info().config.num_layers);
   }
   server->batcher_ = std::make_unique<Batcher>(
-      options.batcher, std::move(forwards), server->metrics_.get());
+      batcher_options, std::move(forwards), server->metrics_.get());
   std::vector<CallObserver*> observers;
   if (server->metrics_ != nullptr) observers.push_back(server->metrics_.get());
   if (server->access_log_ != nullptr) {

@@ -449,7 +449,8 @@ absl::StatusOr<std::vector<InputSequence>> ValidateTokenizeRequest(
 
 absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
     const v1::RankHeadsRequest& request, const ServedModel& model,
-    const RequestLimits& limits, int64_t tokens_per_pass) {
+    const RequestLimits& limits, int64_t tokens_per_pass, int64_t cost_per_pass,
+    bool reuse_layer_inputs) {
   const ModelInfo& info = *model.info;
   const ModelConfig& config = info.config;
   if (absl::Status s = CheckModelName(request.model(), info); !s.ok()) {
@@ -498,6 +499,8 @@ absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
   }
   RankHeadsLimits job_limits;
   job_limits.tokens_per_pass = tokens_per_pass;
+  job_limits.cost_per_pass = std::max<int64_t>(cost_per_pass, 0);
+  job_limits.reuse_layer_inputs = reuse_layer_inputs;
   job_limits.max_ablation_tokens = limit;
   return RankHeadsJob::Create(info, std::move(sequences), *pooling, job_limits);
 }

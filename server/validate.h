@@ -98,11 +98,14 @@ absl::StatusOr<std::vector<InputSequence>> ValidateTokenizeRequest(
     const RequestLimits& limits);
 
 // The ablations of a RankHeads request, split into passes of at most
-// `tokens_per_pass` tokens. RESOURCE_EXHAUSTED when the work exceeds
-// limits.max_rank_heads_tokens, saying the work, the limit and what fits.
+// `tokens_per_pass` tokens and `cost_per_pass` work (RankHeadsLimits; 0 =
+// unbounded), reusing layer inputs unless told not to. RESOURCE_EXHAUSTED
+// when the work exceeds limits.max_rank_heads_tokens, saying the work, the
+// limit and what fits.
 absl::StatusOr<RankHeadsJob> ValidateRankHeadsRequest(
     const v1::RankHeadsRequest& request, const ServedModel& model,
-    const RequestLimits& limits, int64_t tokens_per_pass);
+    const RequestLimits& limits, int64_t tokens_per_pass,
+    int64_t cost_per_pass = 0, bool reuse_layer_inputs = true);
 
 }  // namespace attnserve
 

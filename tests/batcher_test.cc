@@ -5,6 +5,8 @@
 #include "server/batcher.h"
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -64,6 +66,14 @@ struct Answer {
   int calls = 0;
   absl::StatusOr<std::vector<SequenceOutput>> result =
       absl::UnknownError("not answered");
+  // Waits (bounded) for the answer: for tests whose requests are submitted
+  // during a pass, so Shutdown() must wait for them.
+  bool WaitAnswered() {
+    absl::MutexLock lock(&mu);
+    return mu.AwaitWithTimeout(absl::Condition(
+                                   +[](int* n) { return *n > 0; }, &calls),
+                               absl::Seconds(30));
+  }
 };
 
 // A request with one task per first-token id, each `length` tokens long.
@@ -461,6 +471,220 @@ TEST(BatcherModelsTest, RefusesAModelIndexOutOfRange) {
   }
   batcher.Shutdown();
   EXPECT_EQ(a.calls, 0);
+}
+
+// Bulk work. The fake records each pass as the first token ids of its tasks
+// and may act during a given pass (on the inference thread, as a client
+// submitting while that pass runs would), so the order is deterministic
+// without timing.
+class BulkPassLog {
+ public:
+  absl::StatusOr<std::vector<SequenceOutput>> Forward(
+      absl::Span<const SequenceTask> tasks) {
+    std::function<void()> during;
+    {
+      absl::MutexLock lock(&mu_);
+      std::vector<int> ids;
+      for (const SequenceTask& t : tasks) ids.push_back(t.token_ids[0]);
+      passes_.push_back(ids);
+      auto it = during_.find(passes_.size());
+      if (it != during_.end()) during = std::move(it->second);
+    }
+    if (during) during();
+    std::vector<SequenceOutput> out(tasks.size());
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      out[i].hidden = {static_cast<float>(tasks[i].token_ids[0])};
+    }
+    return out;
+  }
+  ForwardFn fn() {
+    return [this](absl::Span<const SequenceTask> t) { return Forward(t); };
+  }
+  // Runs `f` during pass `pass` (1-based).
+  void During(size_t pass, std::function<void()> f) {
+    absl::MutexLock lock(&mu_);
+    during_[pass] = std::move(f);
+  }
+  std::vector<std::vector<int>> passes() {
+    absl::MutexLock lock(&mu_);
+    return passes_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::vector<int>> passes_ ABSL_GUARDED_BY(mu_);
+  std::map<size_t, std::function<void()>> during_ ABSL_GUARDED_BY(mu_);
+};
+
+// A request of tasks with first ids `first`, first + 1, ..., `n` of them.
+Batcher::Request Tasks(int first, int n, Answer* answer, int length = 3) {
+  std::vector<int> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(first + i);
+  return MakeRequest(ids, answer, length);
+}
+
+BatcherOptions BulkOptions() {
+  BatcherOptions options;
+  options.max_pass_tokens = 6;  // two 3-token tasks per bulk piece
+  return options;
+}
+
+using Passes = std::vector<std::vector<int>>;
+
+TEST(BatcherBulkTest, SplitsACostlyRequestIntoPiecesAndAnswersItOnce) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  Batcher::Request::Timing timing;
+  Answer a;
+  Batcher::Request r = Tasks(10, 5, &a);  // 15 tokens > 6: bulk
+  r.timing = &timing;
+  ASSERT_TRUE(batcher.Submit(std::move(r)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{10, 11}, {12, 13}, {14}}));
+  EXPECT_EQ(a.calls, 1);
+  ASSERT_TRUE(a.result.ok()) << a.result.status();
+  EXPECT_THAT(FirstIds(a), ElementsAre(10, 11, 12, 13, 14));
+  const Batcher::Stats stats = batcher.stats();
+  EXPECT_EQ(stats.forward_passes, 3);
+  EXPECT_EQ(stats.bulk_pieces, 3);
+  EXPECT_EQ(stats.requests_run, 1);
+  EXPECT_EQ(stats.sequences_run, 5);
+  EXPECT_GE(timing.inference, absl::ZeroDuration());
+  EXPECT_GE(timing.queue, absl::ZeroDuration());
+}
+
+// The case: an Encode sent while bulk work runs goes before the
+// bulk's next piece instead of after all of it.
+TEST(BatcherBulkTest, InteractiveRequestGoesBetweenBulkPieces) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  Answer bulk, small;
+  log.During(
+      1, [&] { ASSERT_TRUE(batcher.Submit(MakeRequest({99}, &small)).ok()); });
+  ASSERT_TRUE(batcher.Submit(Tasks(10, 6, &bulk)).ok());
+  ASSERT_TRUE(bulk.WaitAnswered());
+  ASSERT_TRUE(small.WaitAnswered());
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{10, 11}, {99}, {12, 13}, {14, 15}}));
+  ASSERT_TRUE(small.result.ok());
+  EXPECT_THAT(FirstIds(small), ElementsAre(99));
+  ASSERT_TRUE(bulk.result.ok());
+  EXPECT_THAT(FirstIds(bulk), ElementsAre(10, 11, 12, 13, 14, 15));
+}
+
+// RankHeads' passes are cheap requests marked bulk: an interactive request
+// queued after one still runs first.
+TEST(BatcherBulkTest, MarkedBulkWaitsForInteractiveRequests) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  batcher.Pause();
+  Answer rank, encode;
+  Batcher::Request pass = Tasks(10, 1, &rank);
+  pass.bulk = true;
+  ASSERT_TRUE(batcher.Submit(std::move(pass)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({99}, &encode)).ok());
+  EXPECT_EQ(batcher.queued(), 2);
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{99}, {10}}));
+  EXPECT_TRUE(rank.result.ok() && encode.result.ok());
+}
+
+// Interactive requests arriving during every pass do not starve bulk work:
+// after an interactive pass the waiting bulk piece runs.
+TEST(BatcherBulkTest, BulkAndInteractiveAlternateUnderSteadyLoad) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  std::vector<std::unique_ptr<Answer>> smalls;
+  for (int i = 0; i < 4; ++i) smalls.push_back(std::make_unique<Answer>());
+  for (size_t pass = 1; pass <= 4; ++pass) {
+    log.During(pass, [&, pass] {
+      const int id = 90 + static_cast<int>(pass);
+      ASSERT_TRUE(
+          batcher.Submit(MakeRequest({id}, smalls[pass - 1].get())).ok());
+    });
+  }
+  Answer bulk;
+  ASSERT_TRUE(batcher.Submit(Tasks(10, 6, &bulk)).ok());
+  ASSERT_TRUE(bulk.WaitAnswered());
+  ASSERT_TRUE(smalls[3]->WaitAnswered());
+  batcher.Shutdown();
+  // 92 arrives during 91's pass and 93 during the bulk piece after it: they
+  // merge into the next interactive pass.
+  EXPECT_EQ(log.passes(),
+            (Passes{{10, 11}, {91}, {12, 13}, {92, 93}, {14, 15}, {94}}));
+  ASSERT_TRUE(bulk.result.ok());
+  EXPECT_THAT(FirstIds(bulk), ElementsAre(10, 11, 12, 13, 14, 15));
+  for (const auto& s : smalls) EXPECT_EQ(s->calls, 1);
+}
+
+// Two bulk requests share the passes piece by piece (round-robin), and
+// interactive requests queued meanwhile all merge into one pass.
+TEST(BatcherBulkTest, BulkRequestsTakeTurnsPieceByPiece) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  batcher.Pause();
+  Answer a, b, c, d;
+  ASSERT_TRUE(batcher.Submit(Tasks(10, 4, &a)).ok());
+  ASSERT_TRUE(batcher.Submit(Tasks(20, 4, &b)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({98}, &c)).ok());
+  ASSERT_TRUE(batcher.Submit(MakeRequest({99}, &d)).ok());
+  batcher.Resume();
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(),
+            (Passes{{98, 99}, {10, 11}, {20, 21}, {12, 13}, {22, 23}}));
+  EXPECT_THAT(FirstIds(a), ElementsAre(10, 11, 12, 13));
+  EXPECT_THAT(FirstIds(b), ElementsAre(20, 21, 22, 23));
+}
+
+// With the model's layer count, a task that starts above layer 0 costs only
+// the layers it runs: T·(L − start) against max_pass_tokens·L.
+TEST(BatcherBulkTest, CostCountsTheLayersATaskRuns) {
+  BulkPassLog log;
+  BatcherOptions options = BulkOptions();  // 6 tokens of full passes
+  options.model_layers = {4};              // = 24 layer-tokens
+  Batcher batcher(options, log.fn());
+  Answer a;
+  Batcher::Request r = Tasks(10, 6, &a);  // 3 tokens each
+  // Costs 12, 12, 6, 6, 3, 3 layer-tokens.
+  const int starts[] = {0, 0, 2, 2, 3, 3};
+  for (int i = 0; i < 6; ++i) r.tasks[i].start_layer = starts[i];
+  ASSERT_TRUE(batcher.Submit(std::move(r)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{10, 11}, {12, 13, 14, 15}}));
+  ASSERT_TRUE(a.result.ok());
+  EXPECT_THAT(FirstIds(a), ElementsAre(10, 11, 12, 13, 14, 15));
+}
+
+// A bulk request cancelled (or expired) between its pieces is answered once,
+// CANCELLED, without running the rest.
+TEST(BatcherBulkTest, CancelledBetweenPiecesStopsThere) {
+  BulkPassLog log;
+  Batcher batcher(BulkOptions(), log.fn());
+  std::atomic<bool> cancelled{false};
+  log.During(1, [&] { cancelled = true; });
+  Answer a;
+  Batcher::Request r = Tasks(10, 6, &a);
+  r.is_cancelled = [&] { return cancelled.load(); };
+  ASSERT_TRUE(batcher.Submit(std::move(r)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{10, 11}}));
+  EXPECT_EQ(a.calls, 1);
+  EXPECT_EQ(a.result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(batcher.stats().cancelled, 1);
+}
+
+// max_pass_tokens = 0 turns splitting off: a costly request is one pass.
+TEST(BatcherBulkTest, ZeroBudgetRunsRequestsWhole) {
+  BulkPassLog log;
+  BatcherOptions options;
+  options.max_pass_tokens = 0;
+  Batcher batcher(options, log.fn());
+  Answer a;
+  ASSERT_TRUE(batcher.Submit(Tasks(10, 5, &a, 100)).ok());
+  batcher.Shutdown();
+  EXPECT_EQ(log.passes(), (Passes{{10, 11, 12, 13, 14}}));
+  EXPECT_EQ(batcher.stats().bulk_pieces, 0);
 }
 
 }  // namespace

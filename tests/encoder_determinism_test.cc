@@ -12,12 +12,17 @@
 // prints it (README, "Precision").
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/demo/demo_model.h"
 #include "model/encoder/encoder.h"
@@ -162,6 +167,93 @@ TEST_P(DeterminismTest, WarmUpChangesNoBits) {
   }
 }
 
+// RankHeads' reuse: a task started at layer l from the layer inputs of an
+// unmasked pass gives the full pass's bits with any mask at or above l,
+// batched with full passes and with tasks started at other layers.
+TEST_P(DeterminismTest, StartingAtALayerGivesTheFullPassBits) {
+  if (absl::Status s = CheckPrecisionSupported(GetParam()); !s.ok()) {
+    GTEST_SKIP() << s;
+  }
+  auto encoder = Encoder::Load(*dir_, EncoderOptions{GetParam()});
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  const ModelConfig& c = (*encoder)->info().config;
+  const int layers = c.num_layers, heads = c.num_heads;
+  std::mt19937 rng(11);
+  std::vector<SequenceTask> base;
+  for (int length : {2, 5, 17, 64, 128}) {
+    base.push_back(RandomTask(rng, length, false));
+    base.back().want_layer_inputs = true;
+  }
+  auto unmasked = (*encoder)->Forward(base);
+  ASSERT_TRUE(unmasked.ok()) << unmasked.status();
+  std::vector<SequenceTask> full, started;
+  for (size_t i = 0; i < base.size(); ++i) {
+    const size_t t = base[i].token_ids.size();
+    ASSERT_EQ((*unmasked)[i].layer_inputs.size(), layers * t * c.hidden_size);
+    auto inputs =
+        std::make_shared<const std::vector<float>>((*unmasked)[i].layer_inputs);
+    for (int l = 0; l < layers; ++l) {
+      SequenceTask task = base[i];
+      task.want_layer_inputs = false;
+      task.head_mask.assign(layers * heads, 0);
+      // One head, a whole layer, or nothing masked at l.
+      const int kind = rng() % 3;
+      for (int h = 0; h < heads; ++h) {
+        if (kind == 1 ? h == int(rng() % heads) : kind == 2) {
+          task.head_mask[l * heads + h] = 1;
+        }
+      }
+      task.attention_layers = {layers - 1};
+      full.push_back(task);
+      task.start_layer = l;
+      task.layer_inputs = inputs;
+      started.push_back(std::move(task));
+    }
+  }
+  std::vector<SequenceOutput> want;
+  for (const SequenceTask& task : full) {
+    auto out = (*encoder)->Forward({&task, 1});
+    ASSERT_TRUE(out.ok()) << out.status();
+    want.push_back((*out)[0]);
+  }
+  // Started tasks shuffled, with a few full passes among them.
+  std::vector<size_t> order(started.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<SequenceTask> batch;
+  std::vector<const SequenceOutput*> expected;
+  for (size_t k = 0; k < order.size(); ++k) {
+    batch.push_back(started[order[k]]);
+    expected.push_back(&want[order[k]]);
+    if (k % 7 == 0) {
+      batch.push_back(full[order[k]]);
+      expected.push_back(&want[order[k]]);
+    }
+  }
+  for (size_t split : {batch.size(), size_t{9}}) {
+    for (size_t from = 0; from < batch.size(); from += split) {
+      const size_t n = std::min(split, batch.size() - from);
+      auto out =
+          (*encoder)->Forward(absl::MakeConstSpan(batch).subspan(from, n));
+      ASSERT_TRUE(out.ok()) << out.status();
+      for (size_t k = 0; k < n; ++k) {
+        const SequenceTask& task = batch[from + k];
+        SCOPED_TRACE(::testing::Message()
+                     << "task " << from + k << ": length "
+                     << task.token_ids.size() << ", start layer "
+                     << task.start_layer << ", passes of " << split);
+        const Precision p = GetParam();
+        EXPECT_TRUE(
+            SameOrClose(p, (*out)[k].hidden, expected[from + k]->hidden));
+        EXPECT_TRUE(
+            SameOrClose(p, (*out)[k].attention, expected[from + k]->attention));
+        EXPECT_TRUE(
+            SameOrClose(p, (*out)[k].embedding, expected[from + k]->embedding));
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precisions, DeterminismTest,
                          ::testing::Values(Precision::kFloat32,
                                            Precision::kBFloat16,
@@ -169,6 +261,51 @@ INSTANTIATE_TEST_SUITE_P(Precisions, DeterminismTest,
                          [](const ::testing::TestParamInfo<Precision>& info) {
                            return std::string(PrecisionName(info.param));
                          });
+
+// A task that starts above layer 0 is checked like any other input.
+TEST(StartLayerTest, RefusesBadStarts) {
+  std::string dir = ::testing::TempDir() + "start_layer_model.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  ASSERT_TRUE(WriteDemoModel(dir).ok());
+  auto encoder = Encoder::Load(dir);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  const ModelConfig& c = (*encoder)->info().config;
+  SequenceTask good;
+  good.token_ids = {2, 40, 41, 3};
+  good.start_layer = 2;
+  good.layer_inputs = std::make_shared<const std::vector<float>>(
+      c.num_layers * 4 * c.hidden_size, 0.5f);
+  ASSERT_TRUE((*encoder)->Forward({good}).ok());
+  auto refused = [&](SequenceTask task, const std::string& words) {
+    auto out = (*encoder)->Forward({good, task});
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << words;
+    EXPECT_THAT(out.status().message(), ::testing::HasSubstr(words));
+    EXPECT_THAT(out.status().message(), ::testing::HasSubstr("sequences[1]"));
+  };
+  SequenceTask t = good;
+  t.start_layer = c.num_layers;
+  refused(t, absl::StrCat("start_layer ", c.num_layers, " is not in [0, "));
+  t = good;
+  t.start_layer = -1;
+  refused(t, "start_layer -1");
+  t = good;
+  t.layer_inputs = nullptr;
+  refused(t, "needs layer_inputs");
+  t = good;
+  t.token_ids.push_back(5);  // inputs for 4 tokens, 5 given
+  refused(t, "needs layer_inputs");
+  t = good;
+  t.want_layer_inputs = true;
+  refused(t, "want_layer_inputs needs start_layer 0");
+  t = good;
+  t.attention_layers = {1, 3};
+  refused(t, "attention layer 1 is below start_layer 2");
+  t = good;
+  t.head_mask.assign(c.num_layers * c.num_heads, 0);
+  t.head_mask[1 * c.num_heads + 3] = 1;
+  refused(t, "masks layer 1 head 3, below start_layer 2");
+}
 
 }  // namespace
 }  // namespace attnserve

@@ -520,6 +520,49 @@ TEST(ServerBatchingTest, ConcurrentRequestsAreMergedIntoOnePass) {
   EXPECT_EQ(stats.max_requests_in_pass, kClients);
 }
 
+// Bulk work (issue 13): an Encode costlier than --max_pass_tokens is split
+// into passes at sequence boundaries and answered once, with the same bits as
+// one pass (the encoder is batch-invariant on tiny_bert).
+TEST(ServerBatchingTest, ACostlyEncodeIsSplitIntoPassesWithTheSameAnswer) {
+  const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
+  v1::EncodeRequest request;
+  for (const GoldenSequence& g : golden) AddSequence(g, &request);
+  request.set_return_hidden_states(true);
+  request.mutable_attention();
+  auto encode = [&](int64_t max_pass_tokens, Batcher::Stats* stats) {
+    ServerOptions options = TestOptions();
+    options.batcher.max_pass_tokens = max_pass_tokens;
+    std::unique_ptr<Server> server = StartServer(options);
+    EXPECT_NE(server, nullptr);
+    v1::EncodeResponse response;
+    if (server == nullptr) return response;
+    auto stub = v1::Encoder::NewStub(NewChannel(server->port()));
+    const grpc::Status status = CallEncode(*stub, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    *stats = server->batcher().stats();
+    return response;
+  };
+  Batcher::Stats whole_stats, split_stats;
+  const v1::EncodeResponse whole = encode(0, &whole_stats);
+  const v1::EncodeResponse split = encode(24, &split_stats);  // ≥ len23 alone
+  EXPECT_EQ(whole_stats.forward_passes, 1);
+  EXPECT_EQ(whole_stats.bulk_pieces, 0);
+  EXPECT_GT(split_stats.forward_passes, 2);
+  EXPECT_EQ(split_stats.bulk_pieces, split_stats.forward_passes);
+  EXPECT_EQ(split_stats.requests_run, 1);
+  ASSERT_EQ(split.results_size(), request.sequences_size());
+  ASSERT_EQ(whole.results_size(), request.sequences_size());
+  for (int i = 0; i < request.sequences_size(); ++i) {
+    SCOPED_TRACE(golden[i].name);
+    EXPECT_EQ(split.results(i).hidden_states().data(),
+              whole.results(i).hidden_states().data());
+    EXPECT_EQ(split.results(i).attention().data(),
+              whole.results(i).attention().data());
+    EXPECT_EQ(split.results(i).embedding().data(),
+              whole.results(i).embedding().data());
+  }
+}
+
 TEST(ServerBatchingTest, RequestsPastTheirDeadlineAreDroppedNotRun) {
   const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   std::unique_ptr<Server> server = StartServer(TestOptions());

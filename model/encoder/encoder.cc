@@ -97,21 +97,31 @@ void Grow(std::vector<float>* v, size_t n) {
   if (v->size() < n) v->resize(n);
 }
 
-// Where each sequence's tokens sit in the packed (rows, H) buffers: longest
-// first, so equal lengths sit side by side and share one batched attention
-// call. No padding between sequences.
+// Where each sequence's tokens sit in the packed (rows, H) buffers. Ordered
+// by start layer, then longest first: the tasks that run layer l are then a
+// prefix of the order and their tokens a prefix of the rows (so each layer's
+// matmuls run on exactly the tokens that need it), and equal lengths sit side
+// by side and share one batched attention call. No padding between
+// sequences.
 struct Packing {
-  std::vector<size_t> order;    // task indices, longest first (stable)
+  std::vector<size_t> order;    // task indices (stable)
   std::vector<int64_t> row_of;  // (tasks) first packed row of each task
-  int64_t tokens = 0;           // real tokens, the linear layers' M
+  int64_t tokens = 0;           // real tokens
   int64_t rows = 0;             // tokens rounded up to a primitive bucket
+  // (L) how many tasks of `order` run layer l (start_layer ≤ l), and their
+  // tokens: layer l's M.
+  std::vector<size_t> active;
+  std::vector<int64_t> active_tokens;
 };
 
-Packing Pack(absl::Span<const SequenceTask> tasks) {
+Packing Pack(absl::Span<const SequenceTask> tasks, int num_layers) {
   Packing p;
   p.order.resize(tasks.size());
   std::iota(p.order.begin(), p.order.end(), 0);
   std::stable_sort(p.order.begin(), p.order.end(), [&](size_t a, size_t b) {
+    if (tasks[a].start_layer != tasks[b].start_layer) {
+      return tasks[a].start_layer < tasks[b].start_layer;
+    }
     return tasks[a].token_ids.size() > tasks[b].token_ids.size();
   });
   p.row_of.resize(tasks.size());
@@ -120,6 +130,18 @@ Packing Pack(absl::Span<const SequenceTask> tasks) {
     p.tokens += tasks[i].token_ids.size();
   }
   p.rows = RowBucket(p.tokens);
+  p.active.assign(num_layers, 0);
+  p.active_tokens.assign(num_layers, 0);
+  for (int l = 0; l < num_layers; ++l) {
+    size_t n = 0;
+    int64_t t = 0;
+    while (n < p.order.size() && tasks[p.order[n]].start_layer <= l) {
+      t += tasks[p.order[n]].token_ids.size();
+      ++n;
+    }
+    p.active[l] = n;
+    p.active_tokens[l] = t;
+  }
   return p;
 }
 
@@ -161,11 +183,16 @@ struct Encoder::Impl {
   void Embed(absl::Span<const SequenceTask> tasks, const Packing& packing,
              float* dst);
   // ctx_buf = the attention of layer `l` over qkv, per group of equal-length
-  // sequences; copies the maps that tasks asked for into `outputs` and zeroes
-  // the context of masked heads.
+  // sequences among those that run layer l; copies the maps that tasks asked
+  // for into `outputs` and zeroes the context of masked heads.
   absl::Status SelfAttention(int l, absl::Span<const SequenceTask> tasks,
                              const Packing& packing,
                              std::vector<SequenceOutput>* outputs);
+  // Before layer `l`: x gets the given input of the tasks that start there,
+  // and the tasks that want every layer's input get x's.
+  void LayerInputs(int l, absl::Span<const SequenceTask> tasks,
+                   const Packing& packing,
+                   std::vector<SequenceOutput>* outputs);
   // Hidden states and pooled embeddings out of x, as each task asked.
   void Collect(absl::Span<const SequenceTask> tasks, const Packing& packing,
                std::vector<SequenceOutput>* outputs);
@@ -342,6 +369,7 @@ void Encoder::Impl::Embed(absl::Span<const SequenceTask> tasks,
   const bool types = !weights.type_embeddings.empty();
   for (size_t i : packing.order) {
     const SequenceTask& task = tasks[i];
+    if (task.start_layer > 0) continue;  // starts from given hidden states
     // RoBERTa (transformers' create_position_ids_from_input_ids): a pad token
     // sits at position pad_token_id, the others at pad_token_id + 1 + the
     // number of non-pad tokens before them. BERT & co.: position = t.
@@ -375,15 +403,16 @@ absl::Status Encoder::Impl::SelfAttention(
   const int64_t heads = layer.heads.size();  // h_l, after pruning
   const int64_t a = heads * d;               // row width of ctx_buf
   const std::vector<size_t>& order = packing.order;
-  // Groups of equal-length sequences (order is by length), cut so one
-  // group's (n, heads, t, t) probabilities fit the scratch.
-  for (size_t g = 0; g < order.size();) {
+  const size_t active = packing.active[l];  // order[0, active) run layer l
+  // Groups of equal-length sequences (order is by length within a start
+  // layer), cut so one group's (n, heads, t, t) probabilities fit the
+  // scratch.
+  for (size_t g = 0; g < active;) {
     const int64_t t = tasks[order[g]].token_ids.size();
     const int64_t max_n =
         std::max<int64_t>(1, kProbsScratchFloats / (heads * t * t));
     size_t end = g;
-    while (end < order.size() &&
-           int64_t(tasks[order[end]].token_ids.size()) == t &&
+    while (end < active && int64_t(tasks[order[end]].token_ids.size()) == t &&
            int64_t(end - g) < max_n) {
       ++end;
     }
@@ -423,6 +452,32 @@ absl::Status Encoder::Impl::SelfAttention(
     g += n;
   }
   return absl::OkStatus();
+}
+
+void Encoder::Impl::LayerInputs(int l, absl::Span<const SequenceTask> tasks,
+                                const Packing& packing,
+                                std::vector<SequenceOutput>* outputs) {
+  const int64_t h = config.hidden_size;
+  bool waited = false;
+  for (size_t k = 0; k < packing.active[l]; ++k) {
+    const size_t i = packing.order[k];
+    const SequenceTask& task = tasks[i];
+    const bool starts = l > 0 && task.start_layer == l;
+    if (!starts && !task.want_layer_inputs) continue;
+    // The primitives before may still write these rows (a bucket's padded
+    // rows reach past the tokens that ran).
+    if (!waited) ctx.stream.wait();
+    waited = true;
+    const int64_t t = task.token_ids.size();
+    float* rows = &x[packing.row_of[i] * h];  // (t, H)
+    if (starts) {
+      std::memcpy(rows, task.layer_inputs->data() + l * t * h,
+                  t * h * sizeof(float));
+    } else {
+      std::memcpy((*outputs)[i].layer_inputs.data() + l * t * h, rows,
+                  t * h * sizeof(float));
+    }
+  }
 }
 
 void Encoder::Impl::Collect(absl::Span<const SequenceTask> tasks,
@@ -542,6 +597,41 @@ absl::Status CheckTask(const SequenceTask& task, size_t index,
           k / c.num_heads, k % c.num_heads));
     }
   }
+  const int64_t t = task.token_ids.size();
+  if (task.start_layer < 0 || task.start_layer >= c.num_layers) {
+    return bad(absl::StrFormat("start_layer %d is not in [0, %d)",
+                               task.start_layer, c.num_layers));
+  }
+  if (task.start_layer > 0) {
+    const int64_t want = int64_t(c.num_layers) * t * c.hidden_size;
+    const int64_t got =
+        task.layer_inputs == nullptr ? 0 : task.layer_inputs->size();
+    if (got != want) {
+      return bad(absl::StrFormat(
+          "start_layer %d needs layer_inputs of (layers, tokens, hidden) = "
+          "%d floats, got %d",
+          task.start_layer, want, got));
+    }
+    if (task.want_layer_inputs) {
+      return bad("want_layer_inputs needs start_layer 0");
+    }
+    if (!task.attention_layers.empty() &&
+        task.attention_layers.front() < task.start_layer) {
+      return bad(absl::StrFormat(
+          "attention layer %d is below start_layer %d, which does not run",
+          task.attention_layers.front(), task.start_layer));
+    }
+    for (size_t k = 0; k < size_t(task.start_layer) * c.num_heads &&
+                       k < task.head_mask.size();
+         ++k) {
+      if (task.head_mask[k]) {
+        return bad(absl::StrFormat(
+            "head_mask masks layer %d head %d, below start_layer %d, which "
+            "does not run",
+            k / c.num_heads, k % c.num_heads, task.start_layer));
+      }
+    }
+  }
   if ((task.pooling == PoolingMode::kPooler || task.want_pooler_output) &&
       !info.has_pooler) {
     return bad("the checkpoint has no pooler weights");
@@ -559,32 +649,45 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
   }
   std::vector<SequenceOutput> outputs(tasks.size());
   if (tasks.empty()) return outputs;
+  const ModelConfig& c = m.config;
   for (size_t i = 0; i < tasks.size(); ++i) {
     const int64_t t = tasks[i].token_ids.size();
     // (attention_layers, heads, t, t)
-    outputs[i].attention.resize(tasks[i].attention_layers.size() *
-                                m.config.num_heads * t * t);
+    outputs[i].attention.resize(tasks[i].attention_layers.size() * c.num_heads *
+                                t * t);
+    if (tasks[i].want_layer_inputs) {
+      outputs[i].layer_inputs.resize(int64_t(c.num_layers) * t *
+                                     c.hidden_size);  // (L, t, H)
+    }
   }
 
-  const Packing packing = Pack(tasks);
-  const int64_t tokens = packing.tokens, rows = packing.rows;
-  m.Reserve(rows);
+  const Packing packing = Pack(tasks, c.num_layers);
+  m.Reserve(packing.rows);
   float* x = m.x.data();  // (rows, H) the residual stream
-  if (m.emb_project == nullptr) {
-    m.Embed(tasks, packing, x);
-    RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
-                                          m.weights.emb_ln_beta));
-  } else {
-    // ELECTRA: LayerNorm over E, then x = emb·W_pᵀ + b_p   (tokens, H)
-    m.Embed(tasks, packing, m.emb.data());
-    RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, m.emb.data(),
-                                          m.weights.emb_ln_gamma,
-                                          m.weights.emb_ln_beta));
-    RETURN_IF_ERROR(m.emb_project->Run(tokens, m.emb.data(), x));
+  // Only the tasks that start at layer 0 are embedded.
+  if (const int64_t embedded = packing.active_tokens[0]; embedded > 0) {
+    const int64_t rows = RowBucket(embedded);
+    if (m.emb_project == nullptr) {
+      m.Embed(tasks, packing, x);
+      RETURN_IF_ERROR(m.emb_layer_norm->Run(rows, x, m.weights.emb_ln_gamma,
+                                            m.weights.emb_ln_beta));
+    } else {
+      // ELECTRA: LayerNorm over E, then x = emb·W_pᵀ + b_p   (tokens, H)
+      m.Embed(tasks, packing, m.emb.data());
+      RETURN_IF_ERROR(m.emb_layer_norm->Run(
+          rows, m.emb.data(), m.weights.emb_ln_gamma, m.weights.emb_ln_beta));
+      RETURN_IF_ERROR(m.emb_project->Run(embedded, m.emb.data(), x));
+    }
   }
-  const int64_t h = m.config.hidden_size;
-  for (int l = 0; l < m.config.num_layers; ++l) {
+  const int64_t h = c.hidden_size;
+  for (int l = 0; l < c.num_layers; ++l) {
     PackedLayer& layer = m.layers[l];
+    // Layer l runs on the tasks that started at or below it: the first
+    // `tokens` packed rows.
+    const int64_t tokens = packing.active_tokens[l];
+    if (tokens == 0) continue;  // every task starts above this layer
+    const int64_t rows = RowBucket(tokens);
+    m.LayerInputs(l, tasks, packing, &outputs);
     if (layer.qkv != nullptr) {
       // qkv = x·W_qkvᵀ + b                              (tokens, 3A)
       RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
@@ -596,7 +699,7 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
       // Every head pruned: the attention block adds only its bias.
       m.ctx.stream.wait();
       for (int64_t r = 0; r < tokens; ++r) {
-        for (int64_t c = 0; c < h; ++c) x[r * h + c] += layer.out_bias[c];
+        for (int64_t k = 0; k < h; ++k) x[r * h + k] += layer.out_bias[k];
       }
     }
     // x = LayerNorm(x)

@@ -107,7 +107,9 @@ class Encoder {
   const ModelInfo& info() const { return info_; }
 
   // Runs all `tasks` as one batch: real tokens are packed (no padding in the
-  // linear layers), attention runs per sequence. Returns one output per task;
+  // linear layers), attention runs per sequence; a task with start_layer l
+  // joins at layer l with its given hidden states, and each layer's matmuls
+  // run on the tasks that reached it. Returns one output per task;
   // the maps of pruned heads are zeros. InvalidArgument for an out-of-range
   // id, a bad shape or a head_mask that masks a pruned head; never crashes
   // on input.

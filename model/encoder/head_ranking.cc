@@ -77,11 +77,13 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
         "pooling",
         info.name));
   }
-  if (limits.tokens_per_pass < 1 || limits.max_ablation_tokens < 1) {
+  if (limits.tokens_per_pass < 1 || limits.max_ablation_tokens < 1 ||
+      limits.cost_per_pass < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "rank heads: limits must be positive (tokens_per_pass %d, "
-        "max_ablation_tokens %d)",
-        limits.tokens_per_pass, limits.max_ablation_tokens));
+        "max_ablation_tokens %d, cost_per_pass %d)",
+        limits.tokens_per_pass, limits.max_ablation_tokens,
+        limits.cost_per_pass));
   }
   int64_t total_tokens = 0;
   for (size_t s = 0; s < sequences.size(); ++s) {
@@ -108,49 +110,77 @@ absl::StatusOr<RankHeadsJob> RankHeadsJob::Create(
   job.heads_ = n_heads;
   job.hidden_ = c.hidden_size;
   job.runs_ = runs;
+  job.reuse_ = limits.reuse_layer_inputs;
+  job.cost_per_pass_ = limits.cost_per_pass * n_layers;
   for (int64_t k = 0; k < n_layers * n_heads; ++k) {
     if (!info.IsPruned(k / n_heads, k % n_heads)) job.kept_.push_back(k);
   }
   job.n_tasks_ = int64_t(sequences.size()) * runs;
   job.ablation_tokens_ = work;
   job.reference_.resize(sequences.size());
+  job.layer_inputs_.resize(sequences.size());
   job.head_sum_.assign(n_layers * n_heads, 0.0);
   job.layer_sum_.assign(n_layers, 0.0);
   job.sequences_ = std::move(sequences);
   return job;
 }
 
+SequenceTask RankHeadsJob::MakeTask(int64_t k) const {
+  const int64_t n_seq = sequences_.size();
+  const int64_t s = k < n_seq ? k : (k - n_seq) / (runs_ - 1);
+  // r = 0 unmasked, 1..K kept head r−1 (layer-major), then the L whole
+  // layers (their kept heads).
+  const int64_t r = k < n_seq ? 0 : 1 + (k - n_seq) % (runs_ - 1);
+  const RankSequence& seq = sequences_[s];
+  SequenceTask task;
+  task.token_ids = seq.token_ids;
+  task.token_type_ids = seq.token_type_ids;
+  task.pooling = pooling_;
+  if (r == 0) {
+    task.want_layer_inputs = reuse_;
+    return task;
+  }
+  task.head_mask.assign(layers_ * heads_, 0);  // (L, H)
+  const int64_t kept = kept_.size();
+  int64_t layer;
+  if (r <= kept) {
+    task.head_mask[kept_[r - 1]] = 1;
+    layer = kept_[r - 1] / heads_;
+  } else {
+    layer = r - 1 - kept;
+    for (int64_t h : kept_) {
+      if (h / heads_ == layer) task.head_mask[h] = 1;
+    }
+  }
+  if (reuse_) {
+    // The layers below the mask give the unmasked pass's bits: start there.
+    task.start_layer = int(layer);
+    task.layer_inputs = layer_inputs_[s];
+  }
+  return task;
+}
+
 std::vector<SequenceTask> RankHeadsJob::NextPass() {
-  // Task k is run r = k mod runs of sequence k / runs: r = 0 unmasked,
-  // 1..K kept head r−1 (layer-major), then the L whole layers (their kept
-  // heads).
+  const int64_t n_seq = sequences_.size();
+  // With reuse the ablations need the unmasked passes' layer inputs: no
+  // pass runs both.
+  const int64_t end = reuse_ && added_ < n_seq ? n_seq : n_tasks_;
   std::vector<SequenceTask> pass;
-  int64_t tokens = 0;
-  for (int64_t k = added_; k < n_tasks_; ++k) {
-    const RankSequence& seq = sequences_[k / runs_];
-    const int64_t t = seq.token_ids.size();
-    if (!pass.empty() && tokens + t > tokens_per_pass_) break;
-    const int64_t r = k % runs_;
-    SequenceTask task;
-    task.token_ids = seq.token_ids;
-    task.token_type_ids = seq.token_type_ids;
-    task.pooling = pooling_;
-    if (r > 0) {
-      task.head_mask.assign(layers_ * heads_, 0);  // (L, H)
-      const int64_t kept = kept_.size();
-      if (r <= kept) {
-        task.head_mask[kept_[r - 1]] = 1;
-      } else {
-        const int64_t layer = r - 1 - kept;
-        for (int64_t k : kept_) {
-          if (k / heads_ == layer) task.head_mask[k] = 1;
-        }
-      }
+  int64_t tokens = 0, cost = 0;
+  for (int64_t k = added_; k < end; ++k) {
+    SequenceTask task = MakeTask(k);
+    const int64_t t = task.token_ids.size();
+    const int64_t c = TaskLayerTokens(task, int(layers_));
+    if (!pass.empty() && (tokens + t > tokens_per_pass_ ||
+                          (cost_per_pass_ > 0 && cost + c > cost_per_pass_))) {
+      break;
     }
     pass.push_back(std::move(task));
     tokens += t;
+    cost += c;
   }
   pass_end_ = added_ + pass.size();
+  pass_cost_ = cost;
   return pass;
 }
 
@@ -165,29 +195,46 @@ absl::Status RankHeadsJob::AddResults(
         absl::StrFormat("rank heads: %d outputs for a pass of %d tasks",
                         outputs.size(), pass_end_ - added_));
   }
-  for (const SequenceOutput& out : outputs) {
+  const int64_t n_seq = sequences_.size();
+  for (int64_t k = added_; k < pass_end_; ++k) {
+    const SequenceOutput& out = outputs[k - added_];
     if (int64_t(out.embedding.size()) != hidden_) {
       return absl::InvalidArgumentError(
           absl::StrFormat("rank heads: an output has %d pooled values, not %d",
                           out.embedding.size(), hidden_));
     }
+    if (k >= n_seq || !reuse_) continue;
+    const int64_t want = layers_ * hidden_ * sequences_[k].token_ids.size();
+    if (int64_t(out.layer_inputs.size()) != want) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "rank heads: an unmasked output has %d layer-input values, not %d",
+          out.layer_inputs.size(), want));
+    }
   }
   for (int64_t k = added_; k < pass_end_; ++k) {
-    const int64_t s = k / runs_, r = k % runs_;
-    const std::vector<float>& embedding = outputs[k - added_].embedding;
-    if (r == 0) {
-      reference_[s] = embedding;
+    const SequenceOutput& out = outputs[k - added_];
+    if (k < n_seq) {
+      reference_[k] = out.embedding;
+      if (reuse_) {
+        layer_inputs_[k] =
+            std::make_shared<const std::vector<float>>(out.layer_inputs);
+      }
       continue;
     }
-    const double d = CosineDistance(embedding, reference_[s]);
+    const int64_t s = (k - n_seq) / (runs_ - 1);
+    const int64_t r = 1 + (k - n_seq) % (runs_ - 1);
+    const double d = CosineDistance(out.embedding, reference_[s]);
     const int64_t kept = kept_.size();
     if (r <= kept) {
       head_sum_[kept_[r - 1]] += d;
     } else {
       layer_sum_[r - 1 - kept] += d;
     }
+    // A sequence's last ablation: its layer inputs are no longer needed.
+    if (r == runs_ - 1) layer_inputs_[s].reset();
   }
   added_ = pass_end_;
+  layer_tokens_ += pass_cost_;
   ++forward_passes_;
   return absl::OkStatus();
 }
@@ -210,6 +257,7 @@ absl::StatusOr<HeadRanking> RankHeadsJob::Result() const {
   SortByImportance(&ranking.layers);
   ranking.forward_passes = forward_passes_;
   ranking.ablation_tokens = ablation_tokens_;
+  ranking.layer_tokens = layer_tokens_;
   return ranking;
 }
 

@@ -190,6 +190,10 @@ void RankHeads(const grpc::ByteBuffer& bytes, const ServedModel& model,
         out.embedding[k] = static_cast<float>(
             std::sin(0.1 * (k + 1) * (masked + 1) + task.token_ids.size()));
       }
+      if (task.want_layer_inputs) {  // (L, T, H), as Forward returns them
+        out.layer_inputs.resize(int64_t{c.num_layers} * task.token_ids.size() *
+                                c.hidden_size);
+      }
       outputs.push_back(std::move(out));
     }
     FUZZ_CHECK(job->AddResults(outputs).ok());
