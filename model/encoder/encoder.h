@@ -58,7 +58,7 @@ struct ModelInfo {
   // head_mask, RankHeads) keep the checkpoint's numbering.
   // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
   std::vector<int> heads_per_layer;  // (L) heads each layer still has
-  std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
+  std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load; or empty
   bool IsPruned(int layer, int head) const {
     return !pruned.empty() &&
            pruned[size_t(layer) * config.num_heads + head] != 0;
