@@ -41,12 +41,17 @@ if ! command -v clang++-14 >/dev/null; then
   exit 1
 fi
 SUPP="$PWD/scripts/sanitizers"
+# The address build also gives the libFuzzer targets (the same ASan + UBSan
+# flags, plus coverage): `FUZZ_BUILD_DIR=build-asan scripts/fuzz.sh` then runs
+# them without compiling our code a third time (CI, scripts/test.sh).
+FUZZ=""
+if [ "$MODE" = address ]; then FUZZ="-DATTNSERVE_FUZZ=ON"; fi
 # -O1 keeps the build and the runs fast enough for CI; line tables are all the
 # reports need.
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
-  -DATTNSERVE_SANITIZE="$MODE" >/dev/null
+  -DATTNSERVE_SANITIZE="$MODE" $FUZZ >/dev/null
 export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer-14 || true)}"
 export TSAN_SYMBOLIZER_PATH="$ASAN_SYMBOLIZER_PATH"
 

@@ -18,6 +18,7 @@
 #include "model/encoder/encoder.h"
 #include "nlohmann/json.hpp"
 #include "server/server.h"
+#include "tests/model_testing.h"
 
 namespace attnserve::client {
 namespace {
@@ -301,7 +302,8 @@ TEST_F(BenchServerTest, ABadRequestFailsBeforeTheRun) {
 // Every call of the run carries the bearer token (--token-file or
 // $ATTNSERVE_TOKEN, read by LoadConnectionFiles into Flags::token).
 TEST_F(BenchServerTest, SendsTheToken) {
-  const std::string tokens = ::testing::TempDir() + "/bench_test_tokens.txt";
+  const std::string tokens =
+      attnserve::testing::MakeTempDir("bench_test") + "/tokens.txt";
   {
     std::ofstream f(tokens);
     f << "bench-token\n";

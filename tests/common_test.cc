@@ -7,6 +7,7 @@
 // the compiler has none. The UTF-8 checks
 // use hand-made byte strings from RFC 3629's table.
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include <cmath>
 #include <cstdint>
@@ -246,7 +247,9 @@ TEST(Utf8Test, DecodesCodePointsAndLengths) {
 }
 
 TEST(ReadFileTest, ReadsBytesAndNamesAMissingFile) {
-  const std::string path = ::testing::TempDir() + "/read_file_test.bin";
+  std::string dir = ::testing::TempDir() + "read_file_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/read_file_test.bin";
   const std::string bytes("a\0b\xff", 4);
   {
     FILE* f = std::fopen(path.c_str(), "wb");

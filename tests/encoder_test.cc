@@ -11,6 +11,7 @@
 #include "model/demo/demo_model.h"
 #include "model/kernels/cpu.h"
 #include "tests/golden.h"
+#include "tests/model_testing.h"
 
 namespace attnserve {
 namespace {
@@ -217,7 +218,11 @@ TEST_P(EncoderPrecisionTest, ReducedPrecisionStaysCloseToFp32) {
   std::mt19937 rng(11);
   std::vector<SequenceTask> tasks;
   if (std::string(bound.model) == "demo") {
-    dir = ::testing::TempDir() + "/precision_model";
+    // A directory of its own: ctest -j2 runs bf16_demo and int8_demo at the
+    // same time, and another suite on the machine may run this test too; a
+    // shared /tmp/precision_model was read half-written ("config.json: not a
+    // JSON object").
+    dir = attnserve::testing::MakeTempDir("precision_model");
     ASSERT_TRUE(WriteDemoModel(dir).ok());
     for (int len : {5, 17, 64, 128}) {
       SequenceTask task;

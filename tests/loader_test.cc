@@ -531,6 +531,28 @@ TEST_F(LoaderTest, HugeLayerCountFailsWithoutCrashing) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// The same config in-process, by memory: nothing per layer may be allocated
+// before the layers are read. EncoderOptions::prune_heads' (L, H) mask was
+// (2^30 layers × 2 heads = 2 GB zeroed, inside the 4 GB limit above; soak
+// bad_checkpoints' layers_1e9 peaked at 3.8 GB and took 17 s to be refused).
+TEST_F(LoaderTest, HugeLayerCountAllocatesNothingBeforeTheLayersAreRead) {
+  Tensors t;
+  for (const auto& [name, raw] : GoodTensors(TinyConfig(), false)) {
+    if (name.rfind("embeddings.", 0) == 0) t[name] = raw;
+  }
+  WriteWeights(t);
+  Json j = Json::parse(ConfigJson(TinyConfig()));
+  j["num_hidden_layers"] = 1 << 30;
+  WriteConfigJson(j);
+  struct rusage before, after;
+  ASSERT_EQ(::getrusage(RUSAGE_SELF, &before), 0);
+  const std::string message = LoadError();
+  ASSERT_EQ(::getrusage(RUSAGE_SELF, &after), 0);
+  EXPECT_THAT(message, HasSubstr("missing tensor \"encoder.layer.0."));
+  // ru_maxrss is in kB: the peak may not grow by 256 MB (it grew by 2 GB).
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024);
+}
+
 // ---------------------------------------------------------------------------
 // model.safetensors: the file
 

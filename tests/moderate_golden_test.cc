@@ -19,6 +19,7 @@
 #include "model/encoder/encoder.h"
 #include "nlohmann/json.hpp"
 #include "tests/golden.h"
+#include "tests/model_testing.h"
 
 namespace attnserve {
 namespace {
@@ -82,8 +83,8 @@ TEST(ModerateGoldenTest, Bert768OneLayer48TokensMatchesFloat64Reference) {
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->hidden_size, 768);
 
-  const std::string dir = ::testing::TempDir() + "/moderate_bert";
-  std::filesystem::create_directories(dir);
+  // A fresh directory: another ctest run on the machine writes the same model.
+  const std::string dir = attnserve::testing::MakeTempDir("moderate_bert");
   ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors",
                                FormulaWeights(*config,
                                               golden["weights"]["seed"]))

@@ -71,7 +71,7 @@ struct ModelInfo {
   // head_mask, RankHeads) keep the checkpoint's numbering.
   // Both empty = nothing pruned (a ModelInfo made by hand, as tests do).
   std::vector<int> heads_per_layer;  // (L) heads each layer still has
-  std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load
+  std::vector<uint8_t> pruned;       // (L, H) 1 = pruned at load; or empty
   // Bytes the loaded weights hold: the packed linear layers (in the compute
   // precision) and the host-side embeddings, LayerNorms and pooler.
   int64_t weight_bytes = 0;

@@ -1,5 +1,6 @@
 // libattnserve_spm.so: libsentencepiece behind a C interface, loaded by
-// spm_shim.cc with dlopen(RTLD_LOCAL | RTLD_DEEPBIND).
+// spm_shim.cc with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) (no RTLD_DEEPBIND in
+// sanitizer builds, which refuse it; see spm_shim.cc).
 //
 // Why a plugin: Debian's libsentencepiece.so carries its own copy of
 // protobuf-lite and exports its symbols. Linked into a process that also

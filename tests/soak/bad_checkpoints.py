@@ -125,7 +125,10 @@ def write_corpus(good, out):
     with_config("heads_do_not_divide", "num_attention_heads 5 for hidden 32", num_attention_heads=5)
     with_config("negative_layers", "num_hidden_layers -1", num_hidden_layers=-1)
     with_config("eps_zero", "layer_norm_eps 0", layer_norm_eps=0)
-    with_config("relu", "hidden_act relu (only gelu is implemented)", hidden_act="relu")
+    # relu, gelu_new and gelu_pytorch_tanh are implemented since the encoder
+    # families (model/checkpoint/families.cc); silu is not.
+    with_config("silu", "hidden_act silu (gelu, gelu_new and relu are implemented)",
+                hidden_act="silu")
     d = case("config_not_json", "config.json is not JSON", names="config.json")
     open(os.path.join(d, "config.json"), "w").write("{\"hidden_size\": 32,")
     d = case("missing_config", "no config.json", names="config.json")
