@@ -69,5 +69,5 @@ else
   export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:ignore_noninstrumented_modules=1:halt_on_error=1:second_deadlock_stack=1:history_size=4"
   export OMP_NUM_THREADS=1
   ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j 2 \
-    -R '^([A-Za-z]+/)?(BatcherTest|ServerCompletionExecutorTest|Server[A-Za-z]*Test)\.' "$@"
+    -R '^([A-Za-z]+/)?(Batcher[A-Za-z]*Test|ServerCompletionExecutorTest|Server[A-Za-z]*Test)\.' "$@"
 fi

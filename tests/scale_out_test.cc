@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -118,6 +119,18 @@ TEST(ScaleOutTest, RoundRobinReachesBothAndADrainingReplicaLosesNoCall) {
     }
   };
 
+  // round_robin sends only to the subchannels that are READY: until the
+  // second connection is up (slow on a loaded machine) every call goes to
+  // the first. Wait until both have answered (bounded), then count.
+  const auto connect_by =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((answered_by["replica_a"] == 0 || answered_by["replica_b"] == 0) &&
+         std::chrono::steady_clock::now() < connect_by) {
+    call(false);
+  }
+  ASSERT_GT(answered_by["replica_a"], 0);
+  ASSERT_GT(answered_by["replica_b"], 0);
+  answered_by.clear();
   // Round robin: both replicas answer.
   for (int i = 0; i < 40; ++i) call(false);
   EXPECT_GE(answered_by["replica_a"], 10);
