@@ -34,7 +34,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "client", "python"))
+import serving  # noqa: E402
 from serving import busy_seconds, cpu_model, process_seconds  # noqa: E402
 
 import attnserve  # noqa: E402
@@ -69,24 +69,9 @@ def sentence(n, salt):
 
 
 def start_server(binary, model, precision, extra):
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "2")
-    cmd = [binary, f"--model={model}", "--address=127.0.0.1:0",
-           f"--precision={precision}", "--drain_delay=0s",
-           "--log_requests=false", "--default_timeout=600s"] + extra
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    port = None
-    log = []
-    for line in proc.stderr:
-        log.append(line)
-        m = re.search(r"serving .* on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    if port is None:
-        sys.exit("attnserve did not start:\n" + "".join(log))
-    threading.Thread(target=lambda: [None for _ in proc.stderr],
-                     daemon=True).start()
+    proc, port, _ = serving.start_server(
+        binary, model, precision,
+        ["--log_requests=false", "--default_timeout=600s"] + list(extra))
     return proc, port
 
 

@@ -58,11 +58,12 @@ def cpu_model():
     return m.group(1).strip() if m else "unknown"
 
 
-def start_server(binary, model, precision):
+def start_server(binary, model, precision, extra=()):
+    """attnserve on a free loopback port: (process, port, command line)."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
     cmd = [binary, f"--model={model}", "--address=127.0.0.1:0",
-           f"--precision={precision}", "--drain_delay=0s"]
+           f"--precision={precision}", "--drain_delay=0s"] + list(extra)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     port = None
     log = []

@@ -31,26 +31,40 @@ void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
-TEST_P(AttentionTest, MatchesNaiveTwin) {
-  const Shape s = GetParam();
+// One shape's inputs, outputs to fill, and the twin's answer.
+struct Case {
+  std::vector<float> qkv;         // (n, t, 3, heads, d)
+  std::vector<float> probs, out;  // (n, heads, t, t), (n, t, heads·d)
+  std::vector<float> want_probs, want_out;
+};
+
+Case MakeCase(const Shape& s) {
   const int64_t hd = int64_t{s.heads} * s.head_size;
   std::mt19937 rng(s.n * 1000 + s.t * 10 + s.heads);
   // Scaled so scores span a few units: softmax is neither flat nor one-hot.
   std::normal_distribution<float> normal(0.f, 1.5f);
-  std::vector<float> qkv(s.n * s.t * 3 * hd);  // (n, t, 3, heads, d)
-  for (float& v : qkv) v = normal(rng);
-  std::vector<float> probs(s.n * s.heads * s.t * s.t);  // (n, heads, t, t)
-  std::vector<float> out(s.n * s.t * hd);               // (n, t, heads·d)
-  std::vector<float> want_probs(probs.size()), want_out(out.size());
+  Case c;
+  c.qkv.resize(s.n * s.t * 3 * hd);
+  for (float& v : c.qkv) v = normal(rng);
+  c.probs.resize(s.n * s.heads * s.t * s.t);
+  c.out.resize(s.n * s.t * hd);
+  c.want_probs.resize(c.probs.size());
+  c.want_out.resize(c.out.size());
+  naive::Attention(s.n, s.t, s.heads, s.head_size, c.qkv.data(),
+                   c.want_probs.data(), c.want_out.data());
+  return c;
+}
+
+TEST_P(AttentionTest, MatchesNaiveTwin) {
+  const Shape s = GetParam();
+  Case c = MakeCase(s);
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size);
   ASSERT_TRUE(
-      attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
+      attention.Run(s.n, s.t, c.qkv.data(), c.probs.data(), c.out.data()).ok());
   ctx.stream.wait();
-  naive::Attention(s.n, s.t, s.heads, s.head_size, qkv.data(),
-                   want_probs.data(), want_out.data());
-  EXPECT_TRUE(naive::AllNear(probs, want_probs, 1e-5)) << "probs";
-  EXPECT_TRUE(naive::AllNear(out, want_out, 1e-4)) << "context";
+  EXPECT_TRUE(naive::AllNear(c.probs, c.want_probs, 1e-5)) << "probs";
+  EXPECT_TRUE(naive::AllNear(c.out, c.want_out, 1e-4)) << "context";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -74,27 +88,19 @@ TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
     GTEST_SKIP() << s;
   }
   const Shape s = GetParam();
-  const int64_t hd = int64_t{s.heads} * s.head_size;
-  std::mt19937 rng(s.n * 1000 + s.t * 10 + s.heads);
-  std::normal_distribution<float> normal(0.f, 1.5f);
-  std::vector<float> qkv(s.n * s.t * 3 * hd);  // (n, t, 3, heads, d)
-  for (float& v : qkv) v = normal(rng);
-  std::vector<float> probs(s.n * s.heads * s.t * s.t);  // (n, heads, t, t)
-  std::vector<float> out(s.n * s.t * hd);               // (n, t, heads·d)
-  std::vector<float> want_probs(probs.size()), want_out(out.size());
+  Case c = MakeCase(s);
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size, /*bf16=*/true);
   ASSERT_TRUE(attention.bf16());
   // Twice: the second call reuses the kernel and the grown scratch.
   for (int call = 0; call < 2; ++call) {
     ASSERT_TRUE(
-        attention.Run(s.n, s.t, qkv.data(), probs.data(), out.data()).ok());
+        attention.Run(s.n, s.t, c.qkv.data(), c.probs.data(), c.out.data())
+            .ok());
     ctx.stream.wait();
   }
-  naive::Attention(s.n, s.t, s.heads, s.head_size, qkv.data(),
-                   want_probs.data(), want_out.data());
-  const double probs_err = naive::MaxAbsError(probs, want_probs);
-  const double out_err = naive::MaxAbsError(out, want_out);
+  const double probs_err = naive::MaxAbsError(c.probs, c.want_probs);
+  const double out_err = naive::MaxAbsError(c.out, c.want_out);
   std::printf("[ bf16 attention ] %s: probs %.2g, context %.2g\n",
               ShapeName(s).c_str(), probs_err, out_err);
   EXPECT_LE(probs_err, 5e-2) << "probs";
@@ -102,7 +108,7 @@ TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
   // Rows of probabilities still sum to 1: softmax ran in f32.
   for (int64_t r = 0; r < s.n * s.heads * s.t; ++r) {
     double sum = 0;
-    for (int64_t c = 0; c < s.t; ++c) sum += probs[r * s.t + c];
+    for (int64_t col = 0; col < s.t; ++col) sum += c.probs[r * s.t + col];
     ASSERT_NEAR(sum, 1.0, 1e-5) << "row " << r;
   }
 }

@@ -154,6 +154,20 @@ class LoaderTest : public ::testing::Test {
     WriteAll(weights_path(), ck.Bytes());
   }
 
+  // Only the embeddings, and a config claiming 2^30 layers: the loader gets
+  // past the embeddings and must refuse the first missing layer without
+  // having allocated anything per layer.
+  void WriteEmbeddingsWithHugeLayerCount() {
+    Tensors t;
+    for (const auto& [name, raw] : GoodTensors(TinyConfig(), false)) {
+      if (name.rfind("embeddings.", 0) == 0) t[name] = raw;
+    }
+    WriteWeights(t);
+    Json j = Json::parse(ConfigJson(TinyConfig()));
+    j["num_hidden_layers"] = 1 << 30;
+    WriteConfigJson(j);
+  }
+
   // A good tiny model; tests then break one thing.
   void WriteGood(const ModelConfig& c = TinyConfig()) {
     WriteConfig(c);
@@ -518,14 +532,7 @@ TEST_F(LoaderTest, HugeLayerCountFailsWithoutCrashing) {
 #endif
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   // Embeddings only: the loader gets past them and reaches the layers.
-  Tensors t;
-  for (const auto& [name, raw] : GoodTensors(TinyConfig(), false)) {
-    if (name.rfind("embeddings.", 0) == 0) t[name] = raw;
-  }
-  WriteWeights(t);
-  Json j = Json::parse(ConfigJson(TinyConfig()));
-  j["num_hidden_layers"] = 1 << 30;
-  WriteConfigJson(j);
+  WriteEmbeddingsWithHugeLayerCount();
   EXPECT_EXIT(
       LoadInSmallAddressSpaceAndExit(dir_, "missing tensor \"encoder.layer.0."),
       ::testing::ExitedWithCode(0), "");
@@ -536,14 +543,7 @@ TEST_F(LoaderTest, HugeLayerCountFailsWithoutCrashing) {
 // (2^30 layers × 2 heads = 2 GB zeroed, inside the 4 GB limit above; soak
 // bad_checkpoints' layers_1e9 peaked at 3.8 GB and took 17 s to be refused).
 TEST_F(LoaderTest, HugeLayerCountAllocatesNothingBeforeTheLayersAreRead) {
-  Tensors t;
-  for (const auto& [name, raw] : GoodTensors(TinyConfig(), false)) {
-    if (name.rfind("embeddings.", 0) == 0) t[name] = raw;
-  }
-  WriteWeights(t);
-  Json j = Json::parse(ConfigJson(TinyConfig()));
-  j["num_hidden_layers"] = 1 << 30;
-  WriteConfigJson(j);
+  WriteEmbeddingsWithHugeLayerCount();
   struct rusage before, after;
   ASSERT_EQ(::getrusage(RUSAGE_SELF, &before), 0);
   const std::string message = LoadError();
@@ -947,7 +947,7 @@ TEST_F(LoaderTest, NonFiniteWeightIsRefusedByTensorAndIndex) {
           uint32_t u;
           std::memcpy(&u, &values[i], 4);
           uint16_t h = dtype == "BF16" ? static_cast<uint16_t>(u >> 16)
-                                       : (std::isnan(values[i])  ? 0x7e00
+                                       : (std::isnan(values[i])   ? 0x7e00
                                           : std::isinf(values[i]) ? 0xfc00
                                                                   : 0);
           std::memcpy(&w.bytes[2 * i], &h, 2);
