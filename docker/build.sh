@@ -115,7 +115,10 @@ fi
 REVISION="$(git_revision)"
 VERSION="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 SOURCE="$(git remote get-url origin 2>/dev/null || true)"
-build_args=(--build-arg "BASE_IMAGE=$BASE")
+# ATTNSERVE_IMAGE_UNIT_TESTS=0: the build stage skips its unit tests (CI's
+# short form; see the Dockerfile).
+build_args=(--build-arg "BASE_IMAGE=$BASE"
+            --build-arg "UNIT_TESTS=${ATTNSERVE_IMAGE_UNIT_TESTS:-1}")
 # As build args for the Dockerfile's LABEL, and as --label too, because
 # buildah 1.28 keeps a cached LABEL step's old values when only the args
 # changed (see the Dockerfile).
