@@ -42,23 +42,7 @@ using ::testing::HasSubstr;
 std::unique_ptr<Server> StartServerAt(const ServerOptions& options,
                                       const std::string& dir,
                                       Precision precision) {
-  EncoderOptions encoder_options;
-  encoder_options.precision = precision;
-  absl::StatusOr<std::unique_ptr<Encoder>> encoder =
-      Encoder::Load(dir, encoder_options);
-  if (!encoder.ok()) {
-    ADD_FAILURE() << "loading " << dir << ": " << encoder.status();
-    return nullptr;
-  }
-  absl::StatusOr<std::unique_ptr<TextTokenizer>> tokenizer =
-      LoadTokenizerFor(dir, (*encoder)->info());
-  absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Start(options, *std::move(encoder), std::move(tokenizer));
-  if (!server.ok()) {
-    ADD_FAILURE() << "starting the server: " << server.status();
-    return nullptr;
-  }
-  return *std::move(server);
+  return testing::StartServer(options, dir, EncoderOptions{precision});
 }
 
 void AddIds(std::initializer_list<int32_t> ids, v1::Sequence* seq) {
@@ -324,8 +308,8 @@ TEST(ServerReliabilityTest, RankHeadsMeetingAFullQueueBetweenPasses) {
   v1::RankHeadsResponse response;
   std::thread client(
       [&] { status = CallRankHeads(*stub, FiveTokens(), &response); });
-  ASSERT_TRUE(WaitUntil(
-      [&] { return server->batcher().stats().forward_passes == 1; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return server->batcher().stats().forward_passes == 1; }));
   // Two Encodes fill the queue (the batcher paused itself after pass 1).
   const std::vector<GoldenSequence> golden = ReadTinyBertGolden();
   std::vector<grpc::Status> encodes(2);
@@ -346,7 +330,8 @@ TEST(ServerReliabilityTest, RankHeadsMeetingAFullQueueBetweenPasses) {
   EXPECT_THAT(status.error_message(), HasSubstr("request queue is full"));
   server->batcher().Resume();
   for (std::thread& t : encoders) t.join();
-  for (const grpc::Status& s : encodes) EXPECT_TRUE(s.ok()) << s.error_message();
+  for (const grpc::Status& s : encodes)
+    EXPECT_TRUE(s.ok()) << s.error_message();
   // Pass 1 of the ranking and the two Encodes; nothing more of the ranking.
   EXPECT_EQ(server->batcher().stats().forward_passes, 3);
   ExpectAWholeRankingWorks(*server);

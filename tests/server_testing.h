@@ -15,10 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/half.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "model/encoder/encoder.h"
-#include "common/half.h"
 #include "proto/attnserve.grpc.pb.h"
 #include "server/server.h"
 #include "tests/golden.h"
@@ -77,10 +77,13 @@ inline std::vector<GoldenSequence> ReadTinyBertGolden() {
   return ReadGolden(std::string(kModelDir) + "/golden.json");
 }
 
-// The model in `dir` with its tokenizer (when the directory has one).
-inline std::unique_ptr<Server> StartServer(const ServerOptions& options,
-                                           const std::string& dir = kModelDir) {
-  absl::StatusOr<std::unique_ptr<Encoder>> encoder = Encoder::Load(dir);
+// The model in `dir` with its tokenizer (when the directory has one), loaded
+// with `encoder_options` (fp32 by default).
+inline std::unique_ptr<Server> StartServer(
+    const ServerOptions& options, const std::string& dir = kModelDir,
+    const EncoderOptions& encoder_options = {}) {
+  absl::StatusOr<std::unique_ptr<Encoder>> encoder =
+      Encoder::Load(dir, encoder_options);
   if (!encoder.ok()) {
     ADD_FAILURE() << "loading " << dir << ": " << encoder.status();
     return nullptr;

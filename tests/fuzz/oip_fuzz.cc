@@ -18,41 +18,10 @@
 #include "server/wire.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/tiny_model.h"
 
 namespace attnserve::fuzz {
 namespace {
-
-struct TinyModel {
-  ModelInfo info;
-  std::unique_ptr<Tokenizer> tokenizer;
-  ServedModel with_vocab;
-  ServedModel without_vocab;
-};
-
-const TinyModel& Model() {
-  static const TinyModel* model = [] {
-    // protobuf logs one ERROR line per string field that is not UTF-8; the
-    // fuzzer makes millions of those (and ParseRequest reports them anyway).
-    google::protobuf::SetLogHandler(
-        [](google::protobuf::LogLevel, const char*, int, const std::string&) {
-        });
-    auto* m = new TinyModel;
-    auto config = LoadConfig(TestData("tiny_bert"));
-    auto tokenizer = Tokenizer::Load(TestData("tiny_bert"));
-    FUZZ_CHECK(config.ok() && tokenizer.ok());
-    m->info.name = "tiny_bert";
-    m->info.config = *config;
-    m->info.weight_dtype = "F32";
-    m->info.has_pooler = true;
-    m->tokenizer = *std::move(tokenizer);
-    m->with_vocab.info = &m->info;
-    m->with_vocab.tokenizer = m->tokenizer.get();
-    m->without_vocab.info = &m->info;
-    m->without_vocab.no_tokenizer_reason = "fuzzing without a vocab";
-    return m;
-  }();
-  return *model;
-}
 
 int64_t DatatypeBytes(const std::string& datatype) {
   if (datatype == "FP32") return 4;
@@ -112,9 +81,9 @@ int OipRequest(const uint8_t* data, size_t size) {
     poolers.push_back(oip->pooler_output
                           ? std::vector<float>(c.hidden_size, 0.125f)
                           : std::vector<float>());
-    FUZZ_CHECK(ToSequenceResult(v->spec, c, v->inputs[i], out,
-                                results.add_results())
-                   .ok());
+    FUZZ_CHECK(
+        ToSequenceResult(v->spec, c, v->inputs[i], out, results.add_results())
+            .ok());
   }
   inference::ModelInferResponse response;
   const absl::Status status =

@@ -20,43 +20,10 @@
 #include "server/wire.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/tiny_model.h"
 
 namespace attnserve::fuzz {
 namespace {
-
-// tests/data/tiny_bert as the server sees it after loading: 2 layers × 4
-// heads, hidden 32, 40 positions, vocab 99, with a pooler.
-struct TinyModel {
-  ModelInfo info;
-  std::unique_ptr<Tokenizer> tokenizer;
-  ServedModel with_vocab;
-  ServedModel without_vocab;
-};
-
-const TinyModel& Model() {
-  static const TinyModel* model = [] {
-    // protobuf logs one ERROR line per string field that is not UTF-8; the
-    // fuzzer makes millions of those (and ParseRequest reports them anyway).
-    google::protobuf::SetLogHandler(
-        [](google::protobuf::LogLevel, const char*, int, const std::string&) {
-        });
-    auto* m = new TinyModel;
-    auto config = LoadConfig(TestData("tiny_bert"));
-    auto tokenizer = Tokenizer::Load(TestData("tiny_bert"));
-    FUZZ_CHECK(config.ok() && tokenizer.ok());
-    m->info.name = "tiny_bert";
-    m->info.config = *config;
-    m->info.weight_dtype = "F32";
-    m->info.has_pooler = true;
-    m->tokenizer = *std::move(tokenizer);
-    m->with_vocab.info = &m->info;
-    m->with_vocab.tokenizer = m->tokenizer.get();
-    m->without_vocab.info = &m->info;
-    m->without_vocab.no_tokenizer_reason = "fuzzing without a vocab";
-    return m;
-  }();
-  return *model;
-}
 
 // The server's defaults, or limits small enough for short inputs to hit.
 RequestLimits Limits(bool small) {
@@ -83,8 +50,8 @@ SequenceOutput FakeOutput(const SequenceTask& task, const ModelConfig& c) {
   const int64_t t = task.token_ids.size();
   SequenceOutput out;
   if (task.want_hidden) out.hidden.assign(t * c.hidden_size, 0.25f);
-  out.attention.assign(
-      task.attention_layers.size() * c.num_heads * t * t, 1.0f / t);
+  out.attention.assign(task.attention_layers.size() * c.num_heads * t * t,
+                       1.0f / t);
   if (task.pooling != PoolingMode::kNone) {
     out.embedding.assign(c.hidden_size, 0.5f);
   }
@@ -92,8 +59,8 @@ SequenceOutput FakeOutput(const SequenceTask& task, const ModelConfig& c) {
 }
 
 void CheckTask(const SequenceTask& task, const ModelConfig& c) {
-  FUZZ_CHECK(CheckTokenIds(task.token_ids, task.token_type_ids, c, "task")
-                 .ok());
+  FUZZ_CHECK(
+      CheckTokenIds(task.token_ids, task.token_type_ids, c, "task").ok());
   for (size_t i = 0; i < task.attention_layers.size(); ++i) {
     FUZZ_CHECK(task.attention_layers[i] >= 0 &&
                task.attention_layers[i] < c.num_layers);
@@ -223,8 +190,7 @@ int Request(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const TinyModel& tiny = Model();
   const uint8_t flags = data[0];
-  const ServedModel& model =
-      (flags & 8) ? tiny.without_vocab : tiny.with_vocab;
+  const ServedModel& model = (flags & 8) ? tiny.without_vocab : tiny.with_vocab;
   const RequestLimits limits = Limits(flags & 4);
   const int64_t tokens_per_pass = (flags & 16) ? 40 : 8192;
   const uint8_t* body = data + 2;
