@@ -11,13 +11,11 @@
 #include <sstream>
 #include <tuple>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "model/checkpoint/weights.h"
 #include "model/encoder/pooling.h"
+#include "model/encoder/pruning.h"
 #include "model/kernels/attention.h"
 #include "model/kernels/cpu.h"
 #include "model/kernels/dnnl_context.h"
@@ -44,57 +42,6 @@ struct PackedLayer {
   std::vector<int> heads;          // (h_l) checkpoint index of each kept head
   Attention* attention = nullptr;  // for h_l heads; null when h_l = 0
 };
-
-// Hugging Face's prune_heads on one layer's weights: keeps the rows of Q, K
-// and V and the columns of the output projection of `kept` heads.
-void PruneLayer(const std::vector<int>& kept, int64_t h, int64_t d,
-                LayerWeights* lw) {
-  const int64_t a = int64_t(kept.size()) * d;
-  std::vector<float> qkv_w(3 * a * h), qkv_b(3 * a), out_w(h * a);
-  for (int64_t part = 0; part < 3; ++part) {
-    for (size_t k = 0; k < kept.size(); ++k) {
-      const int64_t from = part * h + kept[k] * d;  // first row of the head
-      const int64_t to = part * a + int64_t(k) * d;
-      std::copy_n(&lw->qkv_weight[from * h], d * h, &qkv_w[to * h]);
-      std::copy_n(&lw->qkv_bias[from], d, &qkv_b[to]);
-    }
-  }
-  for (int64_t row = 0; row < h; ++row) {
-    for (size_t k = 0; k < kept.size(); ++k) {
-      std::copy_n(&lw->out_weight[row * h + kept[k] * d], d,
-                  &out_w[row * a + int64_t(k) * d]);
-    }
-  }
-  lw->qkv_weight = std::move(qkv_w);
-  lw->qkv_bias = std::move(qkv_b);
-  lw->out_weight = std::move(out_w);
-}
-
-// The pruned (layer, head) pairs as an (L, H) mask, empty when none is pruned;
-// InvalidArgument names a pair out of range or given twice. Nothing is
-// allocated for an empty list: this runs before the checkpoint is read, and a
-// config.json claiming 10^9 layers made it zero GBs (3.8 GB peak RSS and
-// 17 s before the missing tensor was named; soak bad_checkpoints layers_1e9).
-absl::StatusOr<std::vector<uint8_t>> PruneMask(
-    const std::vector<std::pair<int, int>>& heads, const ModelConfig& c) {
-  if (heads.empty()) return std::vector<uint8_t>{};
-  std::vector<uint8_t> mask(size_t(c.num_layers) * c.num_heads, 0);
-  for (const auto& [layer, head] : heads) {
-    if (layer < 0 || layer >= c.num_layers || head < 0 || head >= c.num_heads) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "prune_heads: %d:%d is not a head of this model (layers [0, %d), "
-          "heads [0, %d))",
-          layer, head, c.num_layers, c.num_heads));
-    }
-    uint8_t& m = mask[size_t(layer) * c.num_heads + head];
-    if (m) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("prune_heads: %d:%d is given twice", layer, head));
-    }
-    m = 1;
-  }
-  return mask;
-}
 
 // Resizes only upward so the request path stops allocating after warm-up.
 void Grow(std::vector<float>* v, size_t n) {
@@ -167,9 +114,9 @@ struct Encoder::Impl {
   std::unique_ptr<LayerNorm> emb_layer_norm;  // over E (ELECTRA's E != H)
   std::unique_ptr<Linear> emb_project;        // (H, E) ELECTRA when E != H
 
-  std::vector<float> x;        // (rows, H) hidden states of the packed tokens
-  std::vector<float> emb;      // (rows, E) ELECTRA's embeddings before projection
-  std::vector<float> qkv;      // (rows, 3A) fused projections
+  std::vector<float> x;    // (rows, H) hidden states of the packed tokens
+  std::vector<float> emb;  // (rows, E) ELECTRA's embeddings before projection
+  std::vector<float> qkv;  // (rows, 3A) fused projections
   std::vector<float> ctx_buf;  // (rows, A) attention context, heads merged
   std::vector<float> inter;    // (rows, I) FFN intermediate
   std::vector<float> probs;    // (n, heads, t, t) one group's attention
@@ -328,8 +275,8 @@ int64_t Encoder::Impl::WeightBytes() const {
     packed(p.out);
     packed(p.ffn1);
     packed(p.ffn2);
-    for (const auto* v : {&p.out_bias, &p.ln1_gamma, &p.ln1_beta,
-                          &p.ln2_gamma, &p.ln2_beta}) {
+    for (const auto* v :
+         {&p.out_bias, &p.ln1_gamma, &p.ln1_beta, &p.ln2_gamma, &p.ln2_beta}) {
       floats(*v);
     }
   }
@@ -509,142 +456,6 @@ void Encoder::Impl::Collect(absl::Span<const SequenceTask> tasks,
 int ModelInfo::pruned_count() const {
   return int(std::count(pruned.begin(), pruned.end(), 1));
 }
-
-absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
-    absl::string_view text) {
-  std::vector<std::pair<int, int>> heads;
-  for (absl::string_view part :
-       absl::StrSplit(text, absl::ByAnyChar(", "), absl::SkipEmpty())) {
-    std::vector<absl::string_view> lh = absl::StrSplit(part, ':');
-    int layer, head;
-    if (lh.size() != 2 || !absl::SimpleAtoi(lh[0], &layer) ||
-        !absl::SimpleAtoi(lh[1], &head)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "prune_heads: \"%s\" is not LAYER:HEAD (e.g. 2:5)", part));
-    }
-    heads.emplace_back(layer, head);
-  }
-  return heads;
-}
-
-absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
-                           absl::Span<const int32_t> token_type_ids,
-                           const ModelConfig& c, absl::string_view field) {
-  const int64_t t = token_ids.size();
-  if (t == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " has no tokens"));
-  }
-  if (t > c.max_tokens()) {
-    if (c.position_offset == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " has ", t,
-          " tokens, more than the model's max_position_embeddings = ",
-          c.max_position_embeddings));
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " has ", t, " tokens, more than the model's limit of ",
-        c.max_tokens(), " (max_position_embeddings ",
-        c.max_position_embeddings, " - pad_token_id ", c.pad_token_id,
-        " - 1: positions start after the pad id)"));
-  }
-  for (int64_t i = 0; i < t; ++i) {
-    if (token_ids[i] < 0 || token_ids[i] >= c.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".token_ids[", i, "] = ", token_ids[i],
-          " is out of range [0, ", c.vocab_size, ") (vocab_size)"));
-    }
-  }
-  const int64_t n_types = token_type_ids.size();
-  if (n_types != 0 && n_types != t) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".token_type_ids has ", n_types, " entries but token_ids has ",
-        t, ": send one type id per token, or none for all 0"));
-  }
-  for (int64_t i = 0; i < n_types; ++i) {
-    if (token_type_ids[i] < 0 || token_type_ids[i] >= c.type_vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".token_type_ids[", i, "] = ", token_type_ids[i],
-          " is out of range [0, ", c.type_vocab_size, ") (type_vocab_size)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
-absl::Status CheckTask(const SequenceTask& task, size_t index,
-                       const ModelInfo& info) {
-  const ModelConfig& c = info.config;
-  const std::string field = absl::StrCat("sequences[", index, "]");
-  auto bad = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
-  };
-  RETURN_IF_ERROR(CheckTokenIds(task.token_ids, task.token_type_ids, c, field));
-  int previous = -1;
-  for (int layer : task.attention_layers) {
-    if (layer <= previous || layer >= c.num_layers) {
-      return bad(absl::StrFormat(
-          "attention layers must be ascending and in [0, %d)", c.num_layers));
-    }
-    previous = layer;
-  }
-  if (!task.head_mask.empty() &&
-      task.head_mask.size() != size_t(c.num_layers) * c.num_heads) {
-    return bad(absl::StrFormat("head_mask has %d entries, expected %d",
-                               task.head_mask.size(),
-                               c.num_layers * c.num_heads));
-  }
-  for (size_t k = 0; k < task.head_mask.size(); ++k) {
-    if (task.head_mask[k] && info.IsPruned(int(k / c.num_heads),
-                                           int(k % c.num_heads))) {
-      return bad(absl::StrFormat(
-          "head_mask masks layer %d head %d, which was pruned at load",
-          k / c.num_heads, k % c.num_heads));
-    }
-  }
-  const int64_t t = task.token_ids.size();
-  if (task.start_layer < 0 || task.start_layer >= c.num_layers) {
-    return bad(absl::StrFormat("start_layer %d is not in [0, %d)",
-                               task.start_layer, c.num_layers));
-  }
-  if (task.start_layer > 0) {
-    const int64_t want = int64_t(c.num_layers) * t * c.hidden_size;
-    const int64_t got =
-        task.layer_inputs == nullptr ? 0 : task.layer_inputs->size();
-    if (got != want) {
-      return bad(absl::StrFormat(
-          "start_layer %d needs layer_inputs of (layers, tokens, hidden) = "
-          "%d floats, got %d",
-          task.start_layer, want, got));
-    }
-    if (task.want_layer_inputs) {
-      return bad("want_layer_inputs needs start_layer 0");
-    }
-    if (!task.attention_layers.empty() &&
-        task.attention_layers.front() < task.start_layer) {
-      return bad(absl::StrFormat(
-          "attention layer %d is below start_layer %d, which does not run",
-          task.attention_layers.front(), task.start_layer));
-    }
-    for (size_t k = 0; k < size_t(task.start_layer) * c.num_heads &&
-                       k < task.head_mask.size();
-         ++k) {
-      if (task.head_mask[k]) {
-        return bad(absl::StrFormat(
-            "head_mask masks layer %d head %d, below start_layer %d, which "
-            "does not run",
-            k / c.num_heads, k % c.num_heads, task.start_layer));
-      }
-    }
-  }
-  if ((task.pooling == PoolingMode::kPooler || task.want_pooler_output) &&
-      !info.has_pooler) {
-    return bad("the checkpoint has no pooler weights");
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     absl::Span<const SequenceTask> tasks) {

@@ -18,6 +18,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model/checkpoint/config.h"
+#include "model/encoder/pruning.h"
+#include "model/encoder/task_check.h"
 #include "model/types.h"
 
 namespace attnserve {
@@ -52,11 +54,6 @@ struct EncoderOptions {
   std::string name = {};
 };
 
-// "2:5,3:0" → {(2, 5), (3, 0)}: the --prune_heads flag. InvalidArgument
-// names the part that is not LAYER:HEAD. Ranges are checked by Load.
-absl::StatusOr<std::vector<std::pair<int, int>>> ParsePruneHeads(
-    absl::string_view text);
-
 // What the loader found; immutable after Load.
 struct ModelInfo {
   std::string name;    // EncoderOptions::name, else the directory's base name
@@ -84,17 +81,6 @@ struct ModelInfo {
   }
   int pruned_count() const;
 };
-
-// Checks one sequence's ids against `config`: 1 ≤ T ≤ max_tokens()
-// (max_position_embeddings, less RoBERTa's pad_token_id + 1),
-// ids in [0, vocab_size), type ids (optional: empty = all 0) one per token and
-// in [0, type_vocab_size). InvalidArgument names the value by `field` (the
-// sequence, e.g. "sequences[2]": "sequences[2].token_ids[5] = 99 is out of
-// range [0, 99) (vocab_size)") and gives the limit. The server's messages are
-// these, so the model and the API word a bad id the same way.
-absl::Status CheckTokenIds(absl::Span<const int32_t> token_ids,
-                           absl::Span<const int32_t> token_type_ids,
-                           const ModelConfig& config, absl::string_view field);
 
 class Encoder {
  public:
