@@ -538,18 +538,13 @@ def run_under_load(server, requests, refs, n_threads, stop, record):
     return threads
 
 
-def run_sigterm(args, tmp):
-    grace = 10
-    flags = [f"--shutdown_grace={grace}s"]
-    drain = 0
-    if has_flag(args.attnserve, "drain_delay"):
-        drain = 1
-        flags.append(f"--drain_delay={drain}s")
-    server = Server(args.attnserve, args.model_dir, flags, log_dir=tmp, name="sigterm").wait_ready()
+def start_load(server, seed, with_attention):
+    """12 reference answers, then 16 clients repeating those requests; after 3 s of
+    load returns (requests, references, calls, stop event, client threads), where
+    calls collects (code, start, end) of every call."""
     stub = pb_grpc.EncoderStub(grpc.insecure_channel(server.target))
     info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-    work = Workload(info, seed=7)
-    requests = work.encode_set(12, with_attention=False)
+    requests = Workload(info, seed=seed).encode_set(12, with_attention=with_attention)
     refs = references(stub, requests)
     calls = []
     lock = threading.Lock()
@@ -561,6 +556,18 @@ def run_sigterm(args, tmp):
     stop = threading.Event()
     threads = run_under_load(server, requests, refs, 16, stop, record)
     time.sleep(3)
+    return requests, refs, calls, stop, threads
+
+
+def run_sigterm(args, tmp):
+    grace = 10
+    flags = [f"--shutdown_grace={grace}s"]
+    drain = 0
+    if has_flag(args.attnserve, "drain_delay"):
+        drain = 1
+        flags.append(f"--drain_delay={drain}s")
+    server = Server(args.attnserve, args.model_dir, flags, log_dir=tmp, name="sigterm").wait_ready()
+    requests, refs, calls, stop, threads = start_load(server, seed=7, with_attention=False)
     t_term = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     try:
@@ -611,21 +618,7 @@ def run_sigterm(args, tmp):
 def run_kill9(args, tmp):
     server = Server(args.attnserve, args.model_dir, [], log_dir=tmp, name="kill9").wait_ready()
     port = server.port
-    stub = pb_grpc.EncoderStub(grpc.insecure_channel(server.target))
-    info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
-    work = Workload(info, seed=9)
-    requests = work.encode_set(12, with_attention=True)
-    refs = references(stub, requests)
-    calls = []
-    lock = threading.Lock()
-
-    def record(code, t0, t1):
-        with lock:
-            calls.append((code, t0, t1))
-
-    stop = threading.Event()
-    threads = run_under_load(server, requests, refs, 16, stop, record)
-    time.sleep(3)
+    requests, refs, calls, stop, threads = start_load(server, seed=9, with_attention=True)
     t_kill = time.monotonic()
     server.proc.send_signal(signal.SIGKILL)
     rc = server.proc.wait(30)
