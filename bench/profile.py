@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--attn", type=int, default=-1)
     ap.add_argument("--calls", type=int, default=3)
+    ap.add_argument("--bf16_attention", default="amx", choices=["amx", "always", "never"])
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--model", default=os.path.join(HERE, "out", "bert-base"))
     args = ap.parse_args()
@@ -36,7 +37,8 @@ def main():
     env = dict(os.environ, ONEDNN_VERBOSE="1", OMP_NUM_THREADS=os.environ.get(
         "OMP_NUM_THREADS", "2"))
     p = subprocess.run([os.path.join(args.build, "bin", "encoder_bench"),
-                        "--model=" + args.model, "--precision=" + args.precision, "--worker"],
+                        "--model=" + args.model, "--precision=" + args.precision, "--worker",
+                        "--bf16_attention=" + args.bf16_attention],
                        input=cmds, capture_output=True, text=True, env=env)
     calls = []  # exec lines between replies
     current = []

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "model/kernels/bf16.h"
 #include "model/kernels/cpu.h"
 #include "tests/naive.h"
 
@@ -78,9 +79,9 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // bf16 Q·Kᵀ and P·V (EncoderOptions::bf16_attention) against the same twin.
-// Q, K, V and the probabilities rounded to 8 mantissa bits, with scores of
-// a few units: measured on these shapes probs ≤ 5.7e-3 and context ≤ 2.9e-2;
-// the bounds are about 10× that.
+// Q, K, V, the probabilities and the context rounded to 8 mantissa bits,
+// with scores of a few units: measured on these shapes probs ≤ 5.7e-3 and
+// context ≤ 2.9e-2; the bounds are about 10× that.
 class AttentionBf16Test : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
@@ -92,13 +93,17 @@ TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size, /*bf16=*/true);
   ASSERT_TRUE(attention.bf16());
+  // QKV in and the context out in bf16, as the encoder's bf16 linear layers
+  // write and read them.
+  std::vector<bf16_t> qkv(c.qkv.size()), out(c.out.size());
+  for (size_t i = 0; i < qkv.size(); ++i) qkv[i] = ToBf16(c.qkv[i]);
   // Twice: the second call reuses the kernel and the grown scratch.
   for (int call = 0; call < 2; ++call) {
     ASSERT_TRUE(
-        attention.Run(s.n, s.t, c.qkv.data(), c.probs.data(), c.out.data())
-            .ok());
+        attention.Run(s.n, s.t, qkv.data(), c.probs.data(), out.data()).ok());
     ctx.stream.wait();
   }
+  for (size_t i = 0; i < out.size(); ++i) c.out[i] = FromBf16(out[i]);
   const double probs_err = naive::MaxAbsError(c.probs, c.want_probs);
   const double out_err = naive::MaxAbsError(c.out, c.want_out);
   std::printf("[ bf16 attention ] %s: probs %.2g, context %.2g\n",
@@ -121,6 +126,30 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBf16Test,
                          [](const ::testing::TestParamInfo<Shape>& info) {
                            return ShapeName(info.param);
                          });
+
+// bf16 Q·Kᵀ and P·V read dense per-head operands so oneDNN runs them on
+// brgemm (AMX tiles where present), not gemm:jit as it does for strided
+// views of the fused buffer; bf16 brgemm in oneDNN 2.6 needs AVX-512 BF16 or
+// AMX (below that bf16 runs gemm:jit, emulated). Neither precision may fall
+// to the reference kernel.
+TEST(AttentionTest, MatmulsRunOnRealKernels) {
+  const std::string isa = EffectiveCpuIsa();
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !CheckPrecisionSupported(Precision::kBFloat16).ok()) continue;
+    DnnlContext ctx;
+    Attention attention(&ctx, 12, 64, bf16);
+    auto names = attention.ImplNames(8, 128);
+    ASSERT_TRUE(names.ok()) << names.status();
+    std::printf("[ attention kernels ] %s, %s: %s\n", isa.c_str(),
+                bf16 ? "bf16" : "f32", names->c_str());
+    EXPECT_EQ(names->find("ref"), std::string::npos) << *names;
+    if (bf16 && (isa.find("bf16") != std::string::npos ||
+                 isa.find("amx") != std::string::npos)) {
+      EXPECT_EQ(names->rfind("brg:", 0), 0u) << *names;
+      EXPECT_NE(names->find(" / brg:"), std::string::npos) << *names;
+    }
+  }
+}
 
 // A second call with the same shape reuses the primitives and gives the same
 // answer (the kernel cache must not alias buffers between calls).

@@ -236,6 +236,66 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(PrecisionName(info.param.precision));  // bf16, int8
     });
 
+// bf16 activations between kernels (LinearSpec::bf16_src / bf16_dst): given
+// x already rounded to bf16, the result is bit-identical to the f32-input
+// path (which rounds x itself, to nearest even); a bf16 output is the f32
+// output rounded, within one bf16 ulp (oneDNN converts at the store; the
+// two kernels may block the f32 sums differently).
+TEST(LinearTest, Bf16ActivationsMatchTheF32Path) {
+  if (absl::Status s = CheckPrecisionSupported(Precision::kBFloat16); !s.ok()) {
+    GTEST_SKIP() << s;
+  }
+  for (const Shape& s :
+       {Shape{1, 48, 32, kGelu, false}, Shape{13, 96, 48, kGelu, false},
+        Shape{200, 768, 256, kNone, false}}) {
+    SCOPED_TRACE(ShapeName(s));
+    std::mt19937 rng(s.m * 7 + s.n);
+    DnnlContext ctx;
+    const auto w = Random(s.n * s.k, 1.f / std::sqrt(float(s.k)), &rng);
+    const auto b = Random(s.n, 0.5f, &rng);
+    const int64_t rows = RowBucket(s.m);
+    auto make = [&](bool src16, bool dst16) {
+      auto linear = Linear::Create(
+          &ctx, w, b, s.n, s.k,
+          LinearSpec{s.act, false, Precision::kBFloat16, src16, dst16});
+      EXPECT_TRUE(linear.ok()) << linear.status();
+      return std::move(*linear);
+    };
+    const auto x = Random(rows * s.k, 1.f, &rng);  // (rows, K)
+    std::vector<bf16_t> x16(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x16[i] = ToBf16(x[i]);
+
+    std::vector<float> want(rows * s.n), got(rows * s.n);  // (rows, N)
+    ASSERT_TRUE(make(false, false)->Run(s.m, x.data(), want.data()).ok());
+    ASSERT_TRUE(make(true, false)->Run(s.m, x16.data(), got.data()).ok());
+    ctx.stream.wait();
+    for (int64_t i = 0; i < s.m * s.n; ++i) ASSERT_EQ(got[i], want[i]) << i;
+
+    std::vector<bf16_t> y16(rows * s.n);  // (rows, N)
+    ASSERT_TRUE(make(false, true)->Run(s.m, x.data(), y16.data()).ok());
+    ASSERT_TRUE(make(true, true)->Run(s.m, x16.data(), got.data()).code() ==
+                absl::StatusCode::kInternal)
+        << "a bf16 → bf16 layer run with an f32 output";
+    ctx.stream.wait();
+    for (int64_t i = 0; i < s.m * s.n; ++i) {
+      const float rounded = FromBf16(ToBf16(want[i]));
+      const float ulp = std::fabs(rounded) * (1.f / 128);
+      ASSERT_LE(std::fabs(FromBf16(y16[i]) - rounded), ulp) << i;
+    }
+  }
+}
+
+TEST(LinearTest, RefusesBf16ActivationsItCannotHonour) {
+  DnnlContext ctx;
+  const std::vector<float> w(8), b(2);
+  LinearSpec fp32_src{kNone, false, Precision::kFloat32, true, false};
+  EXPECT_FALSE(Linear::Create(&ctx, w, b, 2, 4, fp32_src).ok());
+  LinearSpec residual{kNone, true, Precision::kBFloat16, false, true};
+  auto linear = Linear::Create(&ctx, w, b, 2, 4, residual);
+  ASSERT_FALSE(linear.ok());
+  EXPECT_NE(linear.status().message().find("residual"), std::string::npos);
+}
+
 TEST(LinearTest, RefusesMismatchedWeights) {
   DnnlContext ctx;
   auto linear = Linear::Create(&ctx, std::vector<float>(10),

@@ -44,7 +44,8 @@ struct PackedLayer {
 };
 
 // Resizes only upward so the request path stops allocating after warm-up.
-void Grow(std::vector<float>* v, size_t n) {
+template <typename T>
+void Grow(std::vector<T>* v, size_t n) {
   if (v->size() < n) v->resize(n);
 }
 
@@ -114,12 +115,23 @@ struct Encoder::Impl {
   std::unique_ptr<LayerNorm> emb_layer_norm;  // over E (ELECTRA's E != H)
   std::unique_ptr<Linear> emb_project;        // (H, E) ELECTRA when E != H
 
+  // bf16 models keep what flows between two bf16 kernels in bf16 (oneDNN
+  // writes and reads it there; no f32 round trip): the FFN intermediate
+  // always, QKV and the attention context when attention runs in bf16. The
+  // residual stream x and LayerNorm stay f32 (oneDNN 2.6's LayerNorm has one
+  // data type for src and dst, and x feeds every residual sum).
+  bool bf16_ffn = false;
+  bool bf16_attention = false;
+
   std::vector<float> x;    // (rows, H) hidden states of the packed tokens
   std::vector<float> emb;  // (rows, E) ELECTRA's embeddings before projection
-  std::vector<float> qkv;  // (rows, 3A) fused projections
-  std::vector<float> ctx_buf;  // (rows, A) attention context, heads merged
-  std::vector<float> inter;    // (rows, I) FFN intermediate
-  std::vector<float> probs;    // (n, heads, t, t) one group's attention
+  std::vector<float> qkv;  // (rows, 3A) fused projections, f32 attention
+  std::vector<bf16_t> qkv16;    // (rows, 3A) the same, bf16 attention
+  std::vector<float> ctx_buf;   // (rows, A) attention context, heads merged
+  std::vector<bf16_t> ctx16;    // (rows, A) the same, bf16 attention
+  std::vector<float> inter;     // (rows, I) FFN intermediate, f32 and int8
+  std::vector<bf16_t> inter16;  // (rows, I) the same, bf16
+  std::vector<float> probs;     // (n, heads, t, t) one group's attention
 
   // Sizes the scratch for `rows` packed tokens; grows only, so the request
   // path stops allocating after warm-up.
@@ -168,22 +180,27 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
       options.precision == Precision::kBFloat16 &&
       (options.bf16_attention == Bf16Attention::kAlways ||
        (options.bf16_attention == Bf16Attention::kWhereAmx && OneDnnUsesAmx()));
+  impl->bf16_ffn = options.precision == Precision::kBFloat16;
+  impl->bf16_attention = info.attention_bf16;
+  const bool ffn16 = impl->bf16_ffn, attn16 = impl->bf16_attention;
   // One set of primitives per layer shape, shared by all layers of it (one
   // shape per kind unless pruning leaves layers with different head counts).
   DnnlContext* ctx = &impl->ctx;
-  std::map<std::tuple<int64_t, int64_t, Activation, bool>,
+  std::map<std::tuple<int64_t, int64_t, Activation, bool, bool, bool>,
            std::shared_ptr<LinearKernels>>
       shapes;
-  auto kernels = [&](int64_t n, int64_t k, Activation act, bool residual) {
-    auto& slot = shapes[{n, k, act, residual}];
+  auto kernels = [&](int64_t n, int64_t k, Activation act, bool residual,
+                     bool bf16_src, bool bf16_dst) {
+    auto& slot = shapes[{n, k, act, residual, bf16_src, bf16_dst}];
     if (slot == nullptr) {
       slot = std::make_shared<LinearKernels>(
-          ctx, n, k, LinearSpec{act, residual, options.precision});
+          ctx, n, k,
+          LinearSpec{act, residual, options.precision, bf16_src, bf16_dst});
     }
     return slot;
   };
-  const auto ffn1 = kernels(inter, h, c.activation, false);
-  const auto ffn2 = kernels(h, inter, Activation::kNone, true);
+  const auto ffn1 = kernels(inter, h, c.activation, false, false, ffn16);
+  const auto ffn2 = kernels(h, inter, Activation::kNone, true, ffn16, false);
   // Each layer is packed as soon as it is read and its host copy dropped, so
   // loading never holds two copies of the model.
   auto pack = [&](int l, LayerWeights& lw) -> absl::Status {
@@ -194,8 +211,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
     const int64_t a = int64_t(p.heads.size()) * d;
     if (a != h) PruneLayer(p.heads, h, d, &lw);
     if (a > 0) {
-      const auto qkv = kernels(3 * a, h, Activation::kNone, false);
-      const auto out = kernels(h, a, Activation::kNone, true);
+      const auto qkv =
+          kernels(3 * a, h, Activation::kNone, false, false, attn16);
+      const auto out = kernels(h, a, Activation::kNone, true, attn16, false);
       ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
                                              3 * a, h, qkv->spec(), qkv));
       ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
@@ -308,9 +326,18 @@ absl::Status Encoder::Impl::WarmUp(int64_t rows) {
 void Encoder::Impl::Reserve(int64_t rows) {
   const int64_t h = config.hidden_size;
   Grow(&x, rows * h);
-  Grow(&qkv, rows * 3 * h);
-  Grow(&ctx_buf, rows * h);
-  Grow(&inter, rows * config.intermediate_size);
+  if (bf16_attention) {
+    Grow(&qkv16, rows * 3 * h);
+    Grow(&ctx16, rows * h);
+  } else {
+    Grow(&qkv, rows * 3 * h);
+    Grow(&ctx_buf, rows * h);
+  }
+  if (bf16_ffn) {
+    Grow(&inter16, rows * config.intermediate_size);
+  } else {
+    Grow(&inter, rows * config.intermediate_size);
+  }
   if (emb_project != nullptr) Grow(&emb, rows * config.embedding_size);
 }
 
@@ -372,8 +399,11 @@ absl::Status Encoder::Impl::SelfAttention(
     while (n * 2 <= int64_t(end - g)) n *= 2;
     Grow(&probs, n * heads * t * t);
     const int64_t row = packing.row_of[order[g]];
-    RETURN_IF_ERROR(layer.attention->Run(n, t, &qkv[row * 3 * a], probs.data(),
-                                         &ctx_buf[row * a]));
+    RETURN_IF_ERROR(
+        bf16_attention ? layer.attention->Run(n, t, &qkv16[row * 3 * a],
+                                              probs.data(), &ctx16[row * a])
+                       : layer.attention->Run(n, t, &qkv[row * 3 * a],
+                                              probs.data(), &ctx_buf[row * a]));
     ctx.stream.wait();
     for (int64_t s = 0; s < n; ++s) {
       const size_t i = order[g + s];
@@ -396,7 +426,12 @@ absl::Status Encoder::Impl::SelfAttention(
       for (int64_t k = 0; k < heads; ++k) {
         if (!task.head_mask[l * all_heads + layer.heads[k]]) continue;
         for (int64_t r = 0; r < t; ++r) {
-          std::fill_n(&ctx_buf[(packing.row_of[i] + r) * a + k * d], d, 0.f);
+          const int64_t at = (packing.row_of[i] + r) * a + k * d;
+          if (bf16_attention) {
+            std::fill_n(&ctx16[at], d, bf16_t{0});  // +0.0 in bf16
+          } else {
+            std::fill_n(&ctx_buf[at], d, 0.f);
+          }
         }
       }
     }
@@ -506,11 +541,17 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     m.LayerInputs(l, tasks, packing, &outputs);
     if (layer.qkv != nullptr) {
       // qkv = x·W_qkvᵀ + b                              (tokens, 3A)
-      RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
       // ctx = softmax(Q·Kᵀ/√d)·V, heads merged          (tokens, A)
-      RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
       // x += ctx·W_oᵀ + b_o
-      RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
+      if (m.bf16_attention) {
+        RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv16.data()));
+        RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
+        RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx16.data(), x));
+      } else {
+        RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
+        RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
+        RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
+      }
     } else {
       // Every head pruned: the attention block adds only its bias.
       m.ctx.stream.wait();
@@ -522,9 +563,14 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     RETURN_IF_ERROR(
         m.layer_norm->Run(rows, x, layer.ln1_gamma, layer.ln1_beta));
     // inter = act(x·W_1ᵀ + b_1)                          (tokens, I)
-    RETURN_IF_ERROR(layer.ffn1->Run(tokens, x, m.inter.data()));
     // x += inter·W_2ᵀ + b_2; x = LayerNorm(x)
-    RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), x));
+    if (m.bf16_ffn) {
+      RETURN_IF_ERROR(layer.ffn1->Run(tokens, x, m.inter16.data()));
+      RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter16.data(), x));
+    } else {
+      RETURN_IF_ERROR(layer.ffn1->Run(tokens, x, m.inter.data()));
+      RETURN_IF_ERROR(layer.ffn2->Run(tokens, m.inter.data(), x));
+    }
     RETURN_IF_ERROR(
         m.layer_norm->Run(rows, x, layer.ln2_gamma, layer.ln2_beta));
   }

@@ -8,22 +8,32 @@ namespace attnserve {
 
 using dnnl::memory;
 using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
 
 namespace {
 // Grows `v` to at least n elements; never shrinks.
-void Grow(std::vector<uint16_t>* v, int64_t n) {
+template <typename T>
+T* AtLeast(std::vector<T>* v, int64_t n) {
   if (static_cast<int64_t>(v->size()) < n) v->resize(n);
+  return v->data();
 }
 }  // namespace
 
 struct Attention::Kernel {
-  memory::desc q, kt, v, scores, out;
+  // bf16 only: (3, n, heads, t, d) view of the (n, t, 3, heads, d) input, and
+  // its dense copy.
+  memory::desc fused, split;
+  dnnl::reorder split_heads;
+  // (n, heads, t, d), (n, heads, d, t), (n, heads, t, d): in the dense copy
+  // (bf16) or strided views of the input (f32).
+  memory::desc q, kt, v;
+  memory::desc scores;    // (n, heads, t, t) f32
+  memory::desc out;       // (n, heads, t, d) over (n, t, heads·d)
   dnnl::matmul score_mm;  // (n·heads, t, d) × (n·heads, d, t)
   dnnl::softmax_forward softmax;
   dnnl::matmul context_mm;  // (n·heads, t, t) × (n·heads, t, d)
-  // bf16 only: f32 → bf16 copies of QKV (as one flat vector) and of probs.
-  memory::desc qkv_f32, qkv_bf16, probs_bf16;
-  dnnl::reorder qkv_to_bf16, probs_to_bf16;
+  memory::desc probs_bf16;  // bf16 only: the copy P·V reads
+  dnnl::reorder probs_to_bf16;
 };
 
 Attention::Attention(DnnlContext* ctx, int heads, int head_size, bool bf16)
@@ -33,27 +43,25 @@ Attention::~Attention() = default;
 absl::Status Attention::Create(int64_t n, int64_t t, Kernel* k) {
   return CatchDnnl("create attention", [&] {
     const int64_t h = heads_, d = head_size_, hd = h * d;
-    const dt in = bf16_ ? dt::bf16 : dt::f32;  // what the matmuls read
-    // 4-D views (n, heads, rows, cols) with explicit strides into the fused
-    // (n, t, 3, heads, d) buffer (or its bf16 copy): no copies to split heads.
-    k->q = memory::desc({n, h, t, d}, in, {t * 3 * hd, d, 3 * hd, 1});
-    k->kt = memory::desc({n, h, d, t}, in, {t * 3 * hd, d, 1, 3 * hd});
-    k->v = memory::desc({n, h, t, d}, in, {t * 3 * hd, d, 3 * hd, 1});
-    k->scores = memory::desc({n, h, t, t}, dt::f32, memory::format_tag::abcd);
+    const dt io = bf16_ ? dt::bf16 : dt::f32;  // QKV, the matmuls, the context
     if (bf16_) {
-      k->qkv_f32 =
-          memory::desc({n * t * 3 * hd}, dt::f32, memory::format_tag::a);
-      k->qkv_bf16 =
-          memory::desc({n * t * 3 * hd}, dt::bf16, memory::format_tag::a);
-      k->probs_bf16 =
-          memory::desc({n, h, t, t}, dt::bf16, memory::format_tag::abcd);
-      k->qkv_to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
-          ctx_->engine, k->qkv_f32, ctx_->engine, k->qkv_bf16));
-      k->probs_to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
-          ctx_->engine, k->scores, ctx_->engine, k->probs_bf16));
+      k->fused =
+          memory::desc({3, n, h, t, d}, io, {hd, t * 3 * hd, d, 3 * hd, 1});
+      k->split = memory::desc({3, n, h, t, d}, io, tag::abcde);
+      k->split_heads = dnnl::reorder(dnnl::reorder::primitive_desc(
+          ctx_->engine, k->fused, ctx_->engine, k->split));
+      // Q, K and V one after another in the copy; Kᵀ is K read "abdc".
+      k->q = memory::desc({n, h, t, d}, io, tag::abcd);
+      k->kt = memory::desc({n, h, d, t}, io, tag::abdc);
+      k->v = k->q;
+    } else {
+      // Strided views into the fused buffer (offsets 0, hd, 2·hd).
+      k->q = memory::desc({n, h, t, d}, io, {t * 3 * hd, d, 3 * hd, 1});
+      k->kt = memory::desc({n, h, d, t}, io, {t * 3 * hd, d, 1, 3 * hd});
+      k->v = k->q;
     }
-    // Heads merged back into (n, t, heads·d) by destination strides.
-    k->out = memory::desc({n, h, t, d}, dt::f32, {t * hd, d, hd, 1});
+    k->scores = memory::desc({n, h, t, t}, dt::f32, tag::abcd);
+    k->out = memory::desc({n, h, t, d}, io, {t * hd, d, hd, 1});
 
     dnnl::primitive_attr scale;
     scale.set_output_scales(0, {1.f / std::sqrt(static_cast<float>(d))});
@@ -63,14 +71,19 @@ absl::Status Attention::Create(int64_t n, int64_t t, Kernel* k) {
         dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference,
                                     k->scores, 3),
         ctx_->engine));
+    memory::desc p = k->scores;
+    if (bf16_) {
+      k->probs_bf16 = memory::desc({n, h, t, t}, dt::bf16, tag::abcd);
+      k->probs_to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
+          ctx_->engine, k->scores, ctx_->engine, k->probs_bf16));
+      p = k->probs_bf16;
+    }
     k->context_mm = dnnl::matmul(dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(bf16_ ? k->probs_bf16 : k->scores, k->v, k->out),
-        ctx_->engine));
+        dnnl::matmul::desc(p, k->v, k->out), ctx_->engine));
   });
 }
 
-absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
-                            float* probs, float* out) {
+absl::StatusOr<Attention::Kernel*> Attention::Get(int64_t n, int64_t t) {
   auto it = kernels_.find({n, t});
   if (it == kernels_.end()) {
     if (kernels_.size() >= kMaxKernels) {
@@ -86,28 +99,61 @@ absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
              .first;
   }
   it->second.last_used = ++clock_;
-  Kernel& k = *it->second.kernel;
+  return it->second.kernel.get();
+}
+
+absl::StatusOr<std::string> Attention::ImplNames(int64_t n, int64_t t) {
+  ASSIGN_OR_RETURN(Kernel * k, Get(n, t));
+  std::string names;
+  for (const dnnl::primitive* p : {&k->score_mm, &k->context_mm}) {
+    const char* name = nullptr;
+    if (dnnl_primitive_desc_query(p->get_primitive_desc(),
+                                  dnnl_query_impl_info_str, 0,
+                                  &name) != dnnl_success ||
+        name == nullptr) {
+      return absl::InternalError("oneDNN did not name an attention kernel");
+    }
+    names += names.empty() ? name : std::string(" / ") + name;
+  }
+  return names;
+}
+
+absl::Status Attention::Run(int64_t n, int64_t t, const float* qkv,
+                            float* probs, float* out) {
+  if (bf16_) return absl::InternalError("bf16 attention given f32 buffers");
+  return RunAny(n, t, qkv, probs, out);
+}
+
+absl::Status Attention::Run(int64_t n, int64_t t, const bf16_t* qkv,
+                            float* probs, bf16_t* out) {
+  if (!bf16_) return absl::InternalError("f32 attention given bf16 buffers");
+  return RunAny(n, t, qkv, probs, out);
+}
+
+absl::Status Attention::RunAny(int64_t n, int64_t t, const void* qkv,
+                               float* probs, void* out) {
+  ASSIGN_OR_RETURN(Kernel * kernel, Get(n, t));
+  const Kernel& k = *kernel;
   const int64_t hd = int64_t{heads_} * head_size_;
+  // Where Q, K and V start: in the dense copy (bf16: blocks of n·t·hd) or
+  // in the fused input (f32: hd apart within each token's row).
+  char* base = static_cast<char*>(const_cast<void*>(qkv));
+  int64_t step = hd * sizeof(float);
   if (bf16_) {
-    Grow(&qkv_bf16_, n * t * 3 * hd);
-    Grow(&probs_bf16_, n * heads_ * t * t);
+    const int64_t block = n * t * hd;  // bf16 values of one of Q, K, V
+    base = reinterpret_cast<char*>(AtLeast(&split_, 3 * block));
+    step = block * sizeof(bf16_t);
+    AtLeast(&probs_bf16_, n * heads_ * t * t);
   }
   return CatchDnnl("attention", [&] {
-    // The matmuls read the f32 buffer itself, or its bf16 copy.
-    void* base = const_cast<float*>(qkv);
-    const size_t elem = bf16_ ? sizeof(uint16_t) : sizeof(float);
     if (bf16_) {
-      memory src(k.qkv_f32, ctx_->engine, base);
-      memory dst(k.qkv_bf16, ctx_->engine, qkv_bf16_.data());
-      k.qkv_to_bf16.execute(ctx_->stream, src, dst);
-      base = qkv_bf16_.data();
+      memory fused(k.fused, ctx_->engine, const_cast<void*>(qkv));
+      memory dense(k.split, ctx_->engine, base);
+      k.split_heads.execute(ctx_->stream, fused, dense);
     }
-    auto at = [&](int64_t offset) {
-      return static_cast<char*>(base) + offset * elem;
-    };
-    memory q(k.q, ctx_->engine, at(0));
-    memory kt(k.kt, ctx_->engine, at(hd));
-    memory v(k.v, ctx_->engine, at(2 * hd));
+    memory q(k.q, ctx_->engine, base);
+    memory kt(k.kt, ctx_->engine, base + step);
+    memory v(k.v, ctx_->engine, base + 2 * step);
     memory scores(k.scores, ctx_->engine, probs);
     memory o(k.out, ctx_->engine, out);
     k.score_mm.execute(

@@ -158,8 +158,9 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
       }
       const memory::desc bias({1, n_}, dt::f32, tag::ab);
       return dnnl::matmul::primitive_desc(
-          dnnl::matmul::desc(Desc2D(rows, k_, SourceType(p)), wei, bias,
-                             Desc2D(rows, n_)),
+          dnnl::matmul::desc(
+              Desc2D(rows, k_, SourceType(p)), wei, bias,
+              Desc2D(rows, n_, spec_.bf16_dst ? dt::bf16 : dt::f32)),
           attr, ctx_->engine);
     };
     const memory::desc any =
@@ -179,7 +180,7 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
     }
     kernel->matmul = dnnl::matmul(pd);
     kernel->weight_desc = pd.weights_desc();
-    if (p == Precision::kBFloat16) {
+    if (p == Precision::kBFloat16 && !spec_.bf16_src) {
       kernel->to_bf16 = dnnl::reorder(dnnl::reorder::primitive_desc(
           ctx_->engine, Desc2D(rows, k_), ctx_->engine,
           Desc2D(rows, k_, dt::bf16)));
@@ -192,7 +193,7 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
 
 absl::Status LinearKernels::Prepare(int64_t rows) {
   RETURN_IF_ERROR(Get(rows).status());
-  if (spec_.precision == Precision::kBFloat16) {
+  if (spec_.precision == Precision::kBFloat16 && !spec_.bf16_src) {
     AtLeast(&scratch_.bf16, rows * k_);
   } else if (spec_.precision == Precision::kInt8) {
     AtLeast(&scratch_.u8, rows * k_);
@@ -226,6 +227,15 @@ absl::StatusOr<std::unique_ptr<Linear>> Linear::Create(
     return absl::InvalidArgumentError(absl::StrFormat(
         "Linear: weight has %d values, bias %d; expected (%d, %d) and (%d)",
         weight.size(), bias.size(), n, k, n));
+  }
+  if ((spec.bf16_src || spec.bf16_dst) &&
+      spec.precision != Precision::kBFloat16) {
+    return absl::InvalidArgumentError(
+        "Linear: bf16 activations need bf16 precision");
+  }
+  if (spec.bf16_dst && spec.residual) {
+    return absl::InvalidArgumentError(
+        "Linear: a residual sum writes f32 (the residual stream)");
   }
   if (kernels == nullptr) {
     kernels = std::make_shared<LinearKernels>(ctx, n, k, spec);
@@ -292,22 +302,46 @@ absl::StatusOr<memory> Linear::WeightsFor(const LinearKernels::Kernel& kernel) {
 }
 
 absl::Status Linear::Run(int64_t m, const float* x, float* y) {
+  return RunAny(m, false, x, false, y);
+}
+absl::Status Linear::Run(int64_t m, const bf16_t* x, float* y) {
+  return RunAny(m, true, x, false, y);
+}
+absl::Status Linear::Run(int64_t m, const float* x, bf16_t* y) {
+  return RunAny(m, false, x, true, y);
+}
+absl::Status Linear::Run(int64_t m, const bf16_t* x, bf16_t* y) {
+  return RunAny(m, true, x, true, y);
+}
+
+absl::Status Linear::RunAny(int64_t m, bool bf16_src, const void* x,
+                            bool bf16_dst, void* y) {
+  const LinearSpec& spec = kernels_->spec();
+  if (bf16_src != spec.bf16_src || bf16_dst != spec.bf16_dst) {
+    return absl::InternalError(absl::StrFormat(
+        "Linear: called with %s → %s activations, built for %s → %s",
+        bf16_src ? "bf16" : "f32", bf16_dst ? "bf16" : "f32",
+        spec.bf16_src ? "bf16" : "f32", spec.bf16_dst ? "bf16" : "f32"));
+  }
   const int64_t rows = RowBucket(m);
   ASSIGN_OR_RETURN(LinearKernels::Kernel * kernel, kernels_->Get(rows));
-  if (kernels_->spec().precision == Precision::kInt8) {
-    return RunInt8(kernel, m, x, y);
+  if (spec.precision == Precision::kInt8) {
+    return RunInt8(kernel, m, static_cast<const float*>(x),
+                   static_cast<float*>(y));
   }
   ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
   DnnlContext* ctx = kernels_->ctx();
   const int64_t k = kernels_->k(), n = kernels_->n();
+  const bool bf16 = spec.precision == Precision::kBFloat16;
   return CatchDnnl("matmul", [&] {
-    memory src(Desc2D(rows, k), ctx->engine, const_cast<float*>(x));
-    memory dst(Desc2D(rows, n), ctx->engine, y);
-    if (kernels_->spec().precision == Precision::kBFloat16) {
-      memory bf16(Desc2D(rows, k, dt::bf16), ctx->engine,
-                  AtLeast(&kernels_->scratch().bf16, rows * k));
-      kernel->to_bf16.execute(ctx->stream, src, bf16);
-      src = bf16;
+    memory src(Desc2D(rows, k, bf16_src ? dt::bf16 : dt::f32), ctx->engine,
+               const_cast<void*>(x));
+    memory dst(Desc2D(rows, n, bf16_dst ? dt::bf16 : dt::f32), ctx->engine, y);
+    if (bf16 && !bf16_src) {
+      memory converted(Desc2D(rows, k, dt::bf16), ctx->engine,
+                       AtLeast(&kernels_->scratch().bf16, rows * k));
+      kernel->to_bf16.execute(ctx->stream, src, converted);
+      src = converted;
     }
     kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
                                          {DNNL_ARG_WEIGHTS, weights},

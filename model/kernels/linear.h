@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/kernels/bf16.h"
 #include "model/kernels/dnnl_context.h"
 #include "model/types.h"
 
@@ -26,6 +27,12 @@ struct LinearSpec {
   Activation activation = Activation::kNone;  // after the bias
   bool residual = false;  // add the result to what y already holds
   Precision precision = Precision::kFloat32;
+  // bf16 precision only. bf16_src: x comes in as bf16, written so by the
+  // kernel before (no f32 → bf16 reorder here). bf16_dst: y goes out as bf16
+  // for a kernel that reads bf16 (not with `residual`: the residual stream
+  // stays f32).
+  bool bf16_src = false;
+  bool bf16_dst = false;
 };
 
 // Rows are computed in buckets so a few primitives serve every batch size:
@@ -59,7 +66,7 @@ class LinearKernels {
   // one per row bucket, so memory stays at max rows × K however many buckets
   // a long-running server has used. Kernels run one at a time (one thread).
   struct Scratch {
-    std::vector<uint16_t> bf16;     // (rows, K) bf16 activations
+    std::vector<bf16_t> bf16;       // (rows, K) bf16 activations
     std::vector<uint8_t> u8;        // (rows, K) int8 quantized activations
     std::vector<float> row_scales;  // (rows) int8 per-row scales
   };
@@ -85,8 +92,12 @@ class Linear {
       std::shared_ptr<LinearKernels> kernels = nullptr);
   ~Linear();
 
-  // x: (RowBucket(m), K) f32; y: (RowBucket(m), N) f32.
+  // x: (RowBucket(m), K); y: (RowBucket(m), N); each bf16 where the spec's
+  // bf16_src / bf16_dst say so, else f32.
   absl::Status Run(int64_t m, const float* x, float* y);
+  absl::Status Run(int64_t m, const bf16_t* x, float* y);
+  absl::Status Run(int64_t m, const float* x, bf16_t* y);
+  absl::Status Run(int64_t m, const bf16_t* x, bf16_t* y);
 
   // Bytes held by the packed weights, scales and bias.
   size_t weight_bytes() const;
@@ -96,6 +107,8 @@ class Linear {
   // The packed weights in the layout `kernel` reads (repacked on demand in
   // the rare case oneDNN insists on another layout for some row count).
   absl::StatusOr<dnnl::memory> WeightsFor(const LinearKernels::Kernel& kernel);
+  absl::Status RunAny(int64_t m, bool bf16_src, const void* x, bool bf16_dst,
+                      void* y);
   absl::Status RunInt8(LinearKernels::Kernel* kernel, int64_t m, const float* x,
                        float* y);
 
