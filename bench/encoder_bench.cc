@@ -47,6 +47,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/bench_common.h"
 #include "model/encoder/encoder.h"
+#include "model/kernels/attention.h"
 #include "model/kernels/cpu.h"
 #include "model/kernels/linear.h"
 #include "nlohmann/json.hpp"
@@ -427,6 +428,13 @@ int Main(int argc, char** argv) {
     loaded_json += absl::StrFormat(
         ",\"linear_impl\":%s",
         JsonString(impl.ok() ? *impl : impl.status().ToString()));
+    // And the attention matmuls' at 8x128, f32 or bf16 as this model runs.
+    Attention attention(&ctx, c.num_heads, c.head_size(),
+                        encoder->info().attention_bf16);
+    auto names = attention.ImplNames(8, 128);
+    loaded_json += absl::StrFormat(
+        ",\"attention_impl\":%s",
+        JsonString(names.ok() ? *names : names.status().ToString()));
   }
 
   if (!rss_shape.empty()) {

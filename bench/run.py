@@ -608,11 +608,14 @@ def report(res):
         % (res.get("cpu", "?"), res.get("cpu_flags", "?"),
            info.get("attnserve", {}).get("isa", "n/a")))
     add("")
-    add("| precision | linear-layer kernel (FFN-in matmul, 8x128's rows) |")
-    add("|---|---|")
+    add("| precision | linear-layer kernel (FFN-in matmul, 8x128's rows) | attention Q·Kᵀ / P·V kernels (8x128) |")
+    add("|---|---|---|")
     for p, sysname in (("fp32", "attnserve"), ("bf16", "attnserve-bf16"),
                        ("int8", "attnserve-int8")):
-        add("| %s | `%s` |" % (p, info.get(sysname, {}).get("linear_impl", "n/a")))
+        i = info.get(sysname, {})
+        add("| %s | `%s` | `%s`%s |" % (p, i.get("linear_impl", "n/a"),
+                                        i.get("attention_impl", "n/a"),
+                                        " (bf16 attention)" if i.get("attention_bf16") else ""))
     add("")
     add("### Threads: attnserve fp32 on 1 thread against 2 (same run)")
     add("")
