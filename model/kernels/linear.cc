@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "model/kernels/cpu.h"
+#include "model/kernels/quantize.h"
 
 namespace attnserve {
 
@@ -35,10 +36,6 @@ dt SourceType(Precision p) {
 // depend on M, and most rows are served from large batches.
 constexpr int64_t kPackRows = 256;
 
-// int8 activations are u8 = round(x / scale) + 128 (u8·s8 is what VNNI
-// multiplies; the static zero point makes it symmetric).
-constexpr int32_t kZeroPoint = 128;
-
 // The int8 matmul is written as a batch of one, (1, rows, K) × (1, K, N):
 // in 3-D, oneDNN 2.6's brgemm kernel takes a (1, rows, 1) binary post-op (one
 // scale per row), which the 2-D form sends to the reference kernel.
@@ -54,33 +51,6 @@ float AbsMax(const float* x, int64_t n) {
   float max = 0;
   for (int64_t i = 0; i < n; ++i) max = std::max(max, std::fabs(x[i]));
   return max;
-}
-
-// Per-row (per-token) symmetric quantization of x (m, k) into q (rows, k):
-// row r gets scale[r] = max |x[r, :]| / 127 and q = round(x / scale) + 128.
-// A row's codes depend on that row alone, so a token quantizes the same
-// whatever it is batched with. Rows m..rows-1 (bucket padding) become zeros
-// with scale 1. Rows are split over the OpenMP threads oneDNN uses.
-void QuantizeRows(const float* x, int64_t m, int64_t rows, int64_t k,
-                  uint8_t* q, float* scale) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* out = q + r * k;  // (K)
-    if (r >= m) {
-      std::fill(out, out + k, static_cast<uint8_t>(kZeroPoint));
-      scale[r] = 1.f;
-      continue;
-    }
-    const float* in = x + r * k;  // (K)
-    float max = 0;
-    for (int64_t c = 0; c < k; ++c) max = std::max(max, std::fabs(in[c]));
-    const float s = max > 0 ? max / 127.f : 1.f;
-    scale[r] = s;
-    for (int64_t c = 0; c < k; ++c) {
-      const float v = std::nearbyint(in[c] / s) + kZeroPoint;
-      out[c] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, v)));
-    }
-  }
 }
 
 }  // namespace
@@ -127,7 +97,7 @@ absl::StatusOr<LinearKernels::Kernel*> LinearKernels::Get(int64_t rows) {
       // binary post-ops given per call, so one primitive serves every layer
       // of this shape and brgemm (VNNI/AMX) runs it; output scales would
       // send it to gemm:jit or, with a residual sum, the reference kernel.
-      attr.set_zero_points(DNNL_ARG_SRC, 0, {kZeroPoint});
+      attr.set_zero_points(DNNL_ARG_SRC, 0, {kInt8ZeroPoint});
       ops.append_binary(dnnl::algorithm::binary_mul,
                         memory::desc({1, rows, 1}, dt::f32, tag::abc));
       ops.append_binary(dnnl::algorithm::binary_mul,
