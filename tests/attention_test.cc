@@ -1,4 +1,4 @@
-// Attention (strided oneDNN matmuls + softmax) against naive::Attention, the
+// Attention (oneDNN batched matmuls + softmax) against naive::Attention, the
 // double-precision twin in tests/naive.h, on random shapes: one sequence and
 // groups, T=1, one head, head size 4, up to the largest T (512).
 #include "model/kernels/attention.h"
@@ -32,6 +32,33 @@ void PrintTo(const Shape& s, std::ostream* os) { *os << ShapeName(s); }
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
+// Q, K and V as Attention reads them, (tokens, hd) each, out of the fused
+// (tokens, 3, hd) rows naive::Attention reads; `convert` maps each value
+// (to bf16 for the bf16 core).
+template <typename T, typename Convert>
+std::vector<std::vector<T>> SplitQkv(const std::vector<float>& fused,
+                                     int64_t hd, Convert convert) {
+  const int64_t tokens = fused.size() / (3 * hd);
+  std::vector<std::vector<T>> parts(3, std::vector<T>(tokens * hd));
+  for (int64_t r = 0; r < tokens; ++r) {
+    for (int part = 0; part < 3; ++part) {
+      for (int64_t c = 0; c < hd; ++c) {
+        parts[part][r * hd + c] = convert(fused[(r * 3 + part) * hd + c]);
+      }
+    }
+  }
+  return parts;
+}
+
+// Attention::Run (f32) on the fused layout.
+absl::Status RunFused(Attention& attention, int64_t n, int64_t t, int64_t hd,
+                      const std::vector<float>& fused, float* probs,
+                      float* out) {
+  const auto qkv = SplitQkv<float>(fused, hd, [](float f) { return f; });
+  return attention.Run(n, t, qkv[0].data(), qkv[1].data(), qkv[2].data(), probs,
+                       out);
+}
+
 // One shape's inputs, outputs to fill, and the twin's answer.
 struct Case {
   std::vector<float> qkv;         // (n, t, 3, heads, d)
@@ -61,8 +88,9 @@ TEST_P(AttentionTest, MatchesNaiveTwin) {
   Case c = MakeCase(s);
   DnnlContext ctx;
   Attention attention(&ctx, s.heads, s.head_size);
-  ASSERT_TRUE(
-      attention.Run(s.n, s.t, c.qkv.data(), c.probs.data(), c.out.data()).ok());
+  ASSERT_TRUE(RunFused(attention, s.n, s.t, int64_t{s.heads} * s.head_size,
+                       c.qkv, c.probs.data(), c.out.data())
+                  .ok());
   ctx.stream.wait();
   EXPECT_TRUE(naive::AllNear(c.probs, c.want_probs, 1e-5)) << "probs";
   EXPECT_TRUE(naive::AllNear(c.out, c.want_out, 1e-4)) << "context";
@@ -95,12 +123,15 @@ TEST_P(AttentionBf16Test, MatchesNaiveTwinWithinBf16Rounding) {
   ASSERT_TRUE(attention.bf16());
   // QKV in and the context out in bf16, as the encoder's bf16 linear layers
   // write and read them.
-  std::vector<bf16_t> qkv(c.qkv.size()), out(c.out.size());
-  for (size_t i = 0; i < qkv.size(); ++i) qkv[i] = ToBf16(c.qkv[i]);
+  const auto qkv = SplitQkv<bf16_t>(c.qkv, int64_t{s.heads} * s.head_size,
+                                    [](float f) { return ToBf16(f); });
+  std::vector<bf16_t> out(c.out.size());
   // Twice: the second call reuses the kernel and the grown scratch.
   for (int call = 0; call < 2; ++call) {
-    ASSERT_TRUE(
-        attention.Run(s.n, s.t, qkv.data(), c.probs.data(), out.data()).ok());
+    ASSERT_TRUE(attention
+                    .Run(s.n, s.t, qkv[0].data(), qkv[1].data(), qkv[2].data(),
+                         c.probs.data(), out.data())
+                    .ok());
     ctx.stream.wait();
   }
   for (size_t i = 0; i < out.size(); ++i) c.out[i] = FromBf16(out[i]);
@@ -127,11 +158,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBf16Test,
                            return ShapeName(info.param);
                          });
 
-// bf16 Q·Kᵀ and P·V read dense per-head operands so oneDNN runs them on
-// brgemm (AMX tiles where present), not gemm:jit as it does for strided
-// views of the fused buffer; bf16 brgemm in oneDNN 2.6 needs AVX-512 BF16 or
-// AMX (below that bf16 runs gemm:jit, emulated). Neither precision may fall
-// to the reference kernel.
+// Q·Kᵀ and P·V read layouts oneDNN runs on brgemm (AMX tiles where
+// present), not gemm:jit as it did for strided views of a fused QKV buffer.
+// In oneDNN 2.6 f32 brgemm needs AVX-512, bf16 brgemm AVX-512 BF16 or AMX
+// (below that bf16 runs gemm:jit, emulated). Neither precision may fall to
+// the reference kernel.
 TEST(AttentionTest, MatmulsRunOnRealKernels) {
   const std::string isa = EffectiveCpuIsa();
   for (bool bf16 : {false, true}) {
@@ -143,8 +174,10 @@ TEST(AttentionTest, MatmulsRunOnRealKernels) {
     std::printf("[ attention kernels ] %s, %s: %s\n", isa.c_str(),
                 bf16 ? "bf16" : "f32", names->c_str());
     EXPECT_EQ(names->find("ref"), std::string::npos) << *names;
-    if (bf16 && (isa.find("bf16") != std::string::npos ||
-                 isa.find("amx") != std::string::npos)) {
+    const bool brgemm = bf16 ? isa.find("bf16") != std::string::npos ||
+                                   isa.find("amx") != std::string::npos
+                             : isa.rfind("avx512_core", 0) == 0;
+    if (brgemm) {
       EXPECT_EQ(names->rfind("brg:", 0), 0u) << *names;
       EXPECT_NE(names->find(" / brg:"), std::string::npos) << *names;
     }
@@ -164,7 +197,9 @@ TEST(AttentionTest, CachedKernelIsReentrant) {
     for (float& v : qkv) v = normal(rng);
     std::vector<float> probs(heads * t * t), out(t * heads * d);
     std::vector<float> wp(probs.size()), wo(out.size());
-    ASSERT_TRUE(attention.Run(1, t, qkv.data(), probs.data(), out.data()).ok());
+    ASSERT_TRUE(
+        RunFused(attention, 1, t, heads * d, qkv, probs.data(), out.data())
+            .ok());
     ctx.stream.wait();
     naive::Attention(1, t, heads, d, qkv.data(), wp.data(), wo.data());
     ASSERT_TRUE(naive::AllNear(out, wo, 1e-5)) << "round " << round;
@@ -185,7 +220,9 @@ TEST(AttentionTest, KernelCacheIsBoundedAndEvictedShapesComeBack) {
     for (float& v : qkv) v = normal(rng);
     std::vector<float> probs(n * heads * t * t), out(n * t * heads * d);
     std::vector<float> wp(probs.size()), wo(out.size());
-    ASSERT_TRUE(attention.Run(n, t, qkv.data(), probs.data(), out.data()).ok());
+    ASSERT_TRUE(
+        RunFused(attention, n, t, heads * d, qkv, probs.data(), out.data())
+            .ok());
     ctx.stream.wait();
     naive::Attention(n, t, heads, d, qkv.data(), wp.data(), wo.data());
     ASSERT_TRUE(naive::AllNear(out, wo, 1e-5)) << "n=" << n << " t=" << t;

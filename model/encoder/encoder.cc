@@ -33,7 +33,10 @@ constexpr int64_t kProbsScratchFloats = int64_t{8} * 12 * 128 * 128;
 // A layer after pruning keeps heads = h_l of the checkpoint's heads;
 // A = h_l·d is its attention width (H when nothing is pruned).
 struct PackedLayer {
-  std::unique_ptr<Linear> qkv;   // (3A, H); null when h_l = 0
+  // (A, H) each, sharing kernels; null when h_l = 0. Three matmuls, not one
+  // fused (3A, H): each writes its own (tokens, A) block, a layout the
+  // attention matmuls read in place (attention.h), at the same speed.
+  std::unique_ptr<Linear> q, k, v;
   std::unique_ptr<Linear> out;   // (H, A), residual into x; null when h_l = 0
   std::vector<float> out_bias;   // (H) what a layer without heads adds
   std::unique_ptr<Linear> ffn1;  // (I, H), GELU
@@ -108,7 +111,7 @@ struct Encoder::Impl {
   std::unique_ptr<LayerNorm> layer_norm;
   // One attention core per head count that a layer has (one unless pruned).
   std::map<int, std::unique_ptr<Attention>> attention;
-  // Every linear shape's kernels (qkv, out, ffn1, ffn2; more when pruning
+  // Every linear shape's kernels (q/k/v, out, ffn1, ffn2; more when pruning
   // leaves layers with different head counts), for WarmUp.
   std::vector<std::shared_ptr<LinearKernels>> linear_kernels;
 
@@ -125,8 +128,9 @@ struct Encoder::Impl {
 
   std::vector<float> x;    // (rows, H) hidden states of the packed tokens
   std::vector<float> emb;  // (rows, E) ELECTRA's embeddings before projection
-  std::vector<float> qkv;  // (rows, 3A) fused projections, f32 attention
-  std::vector<bf16_t> qkv16;    // (rows, 3A) the same, bf16 attention
+  // (3, rows, A) Q, K and V, each block (rows, A); rows = Packing::rows.
+  std::vector<float> qkv;       // f32 attention
+  std::vector<bf16_t> qkv16;    // bf16 attention
   std::vector<float> ctx_buf;   // (rows, A) attention context, heads merged
   std::vector<bf16_t> ctx16;    // (rows, A) the same, bf16 attention
   std::vector<float> inter;     // (rows, I) FFN intermediate, f32 and int8
@@ -211,11 +215,17 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
     const int64_t a = int64_t(p.heads.size()) * d;
     if (a != h) PruneLayer(p.heads, h, d, &lw);
     if (a > 0) {
-      const auto qkv =
-          kernels(3 * a, h, Activation::kNone, false, false, attn16);
+      const auto qkv = kernels(a, h, Activation::kNone, false, false, attn16);
       const auto out = kernels(h, a, Activation::kNone, true, attn16, false);
-      ASSIGN_OR_RETURN(p.qkv, Linear::Create(ctx, lw.qkv_weight, lw.qkv_bias,
-                                             3 * a, h, qkv->spec(), qkv));
+      // Rows [0, A) of the fused weights are the query's, then key, value.
+      for (auto [part, linear] : {std::pair{0, &p.q}, {1, &p.k}, {2, &p.v}}) {
+        const auto w = lw.qkv_weight.begin() + part * a * h;  // (A, H)
+        const auto b = lw.qkv_bias.begin() + part * a;        // (A)
+        ASSIGN_OR_RETURN(*linear,
+                         Linear::Create(ctx, std::vector<float>(w, w + a * h),
+                                        std::vector<float>(b, b + a), a, h,
+                                        qkv->spec(), qkv));
+      }
       ASSIGN_OR_RETURN(p.out, Linear::Create(ctx, lw.out_weight, lw.out_bias, h,
                                              a, out->spec(), out));
       auto& core = impl->attention[int(p.heads.size())];
@@ -289,7 +299,9 @@ int64_t Encoder::Impl::WeightBytes() const {
     if (linear != nullptr) bytes += int64_t(linear->weight_bytes());
   };
   for (const PackedLayer& p : layers) {
-    packed(p.qkv);
+    packed(p.q);
+    packed(p.k);
+    packed(p.v);
     packed(p.out);
     packed(p.ffn1);
     packed(p.ffn2);
@@ -399,11 +411,14 @@ absl::Status Encoder::Impl::SelfAttention(
     while (n * 2 <= int64_t(end - g)) n *= 2;
     Grow(&probs, n * heads * t * t);
     const int64_t row = packing.row_of[order[g]];
+    const int64_t q = row * a, k = (packing.rows + row) * a,
+                  v = (2 * packing.rows + row) * a;  // in qkv (3, rows, A)
     RETURN_IF_ERROR(
-        bf16_attention ? layer.attention->Run(n, t, &qkv16[row * 3 * a],
-                                              probs.data(), &ctx16[row * a])
-                       : layer.attention->Run(n, t, &qkv[row * 3 * a],
-                                              probs.data(), &ctx_buf[row * a]));
+        bf16_attention
+            ? layer.attention->Run(n, t, &qkv16[q], &qkv16[k], &qkv16[v],
+                                   probs.data(), &ctx16[row * a])
+            : layer.attention->Run(n, t, &qkv[q], &qkv[k], &qkv[v],
+                                   probs.data(), &ctx_buf[row * a]));
     ctx.stream.wait();
     for (int64_t s = 0; s < n; ++s) {
       const size_t i = order[g + s];
@@ -539,16 +554,22 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
     if (tokens == 0) continue;  // every task starts above this layer
     const int64_t rows = RowBucket(tokens);
     m.LayerInputs(l, tasks, packing, &outputs);
-    if (layer.qkv != nullptr) {
-      // qkv = x·W_qkvᵀ + b                              (tokens, 3A)
+    if (layer.q != nullptr) {
+      // q, k, v = x·W_{q,k,v}ᵀ + b                      (3, tokens, A)
       // ctx = softmax(Q·Kᵀ/√d)·V, heads merged          (tokens, A)
       // x += ctx·W_oᵀ + b_o
+      Linear* const qkv[] = {layer.q.get(), layer.k.get(), layer.v.get()};
+      const int64_t block = packing.rows * layer.q->out_features();
       if (m.bf16_attention) {
-        RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv16.data()));
+        bf16_t* const out[] = {m.qkv16.data(), m.qkv16.data() + block,
+                               m.qkv16.data() + 2 * block};
+        RETURN_IF_ERROR(Linear::RunSameInput(tokens, x, qkv, out));
         RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
         RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx16.data(), x));
       } else {
-        RETURN_IF_ERROR(layer.qkv->Run(tokens, x, m.qkv.data()));
+        float* const out[] = {m.qkv.data(), m.qkv.data() + block,
+                              m.qkv.data() + 2 * block};
+        RETURN_IF_ERROR(Linear::RunSameInput(tokens, x, qkv, out));
         RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
         RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
       }

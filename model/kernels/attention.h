@@ -1,26 +1,25 @@
 // The attention core of one layer for a group of equal-length sequences:
-// probs = softmax(Q·Kᵀ/√d), ctx = probs·V. In f32 the matmuls read Q, K and
-// V as strided views of the fused QKV buffer; the context is written with
-// merged heads, (n, t, heads·d), by destination strides, so no split or
-// merge copies exist. Sequences are never padded: each group has one
-// length, so there is no mask and padding cannot leak.
+// probs = softmax(Q·Kᵀ/√d), ctx = probs·V. Q, K and V come from three
+// buffers of (tokens, heads·d) rows, which the matmuls read in place as
+// (n, heads, t, d) ("acbd") and Kᵀ as (n, heads, d, t) ("adbc"); the context
+// is written the same way, heads merged. Those are layouts oneDNN 2.6's
+// brgemm batched matmul takes (AMX tiles where present); strided views into
+// one fused QKV buffer were sent to gemm:jit. So no split, transpose or
+// merge copy exists. Sequences are never padded: each group has one length,
+// so there is no mask and padding cannot leak.
 //
 // Primitives are memoized per (group size, length), at most kMaxKernels of
 // them: a long-running server meets many (n, t) pairs, and each holds JIT
 // code, so the least recently used is dropped (and made again if it comes
 // back, ≈ 0.3 ms). Not thread-safe: owned by the inference thread.
 //
-// With bf16 on, QKV comes in and the context goes out in bf16 (the encoder's
-// bf16 linear layers write and read them: no f32 round trip), Q·Kᵀ and P·V
-// read bf16 and accumulate in f32; softmax and the probabilities returned
-// stay f32, and one reorder makes their bf16 copy for P·V. A first reorder
-// splits QKV into dense per-head Q, K, V (3, n, heads, t, d): oneDNN 2.6
-// runs bf16 batched matmuls on brgemm (AMX tiles) only for dense operands
-// and sends strided views to gemm:jit. (f32 keeps the strided views: there
-// the split costs more than it saves, 5.7 ms of reorders for 1.5 ms of
-// matmul at 8x128 on Zen 4.) bf16 attention pays where oneDNN runs bf16
-// matmuls on AMX tiles; without AMX its rounding buys little, so the
-// encoder turns it on only with AMX (EncoderOptions::bf16_attention).
+// With bf16 on, Q, K, V come in and the context goes out in bf16 (the
+// encoder's bf16 linear layers write and read them: no f32 round trip), and
+// Q·Kᵀ and P·V accumulate in f32; softmax and the probabilities returned
+// stay f32, and one reorder makes their bf16 copy for P·V. bf16 attention
+// pays where oneDNN runs bf16 matmuls on AMX tiles; without AMX its rounding
+// buys little, so the encoder turns it on only with AMX
+// (EncoderOptions::bf16_attention).
 #ifndef ATTNSERVE_MODEL_KERNELS_ATTENTION_H_
 #define ATTNSERVE_MODEL_KERNELS_ATTENTION_H_
 
@@ -45,14 +44,14 @@ class Attention {
   ~Attention();
 
   // n sequences of t tokens, stored one after another.
-  // qkv:   (n, t, 3, heads, d) fused projections
-  // probs: (n, heads, t, t) output attention probabilities
-  // out:   (n, t, heads·d) context, heads merged
+  // q, k, v: (n, t, heads·d) each, the projections
+  // probs:   (n, heads, t, t) output attention probabilities
+  // out:     (n, t, heads·d) context, heads merged
   // The f32 form for an f32 core, the bf16 form for a bf16 one.
-  absl::Status Run(int64_t n, int64_t t, const float* qkv, float* probs,
-                   float* out);
-  absl::Status Run(int64_t n, int64_t t, const bf16_t* qkv, float* probs,
-                   bf16_t* out);
+  absl::Status Run(int64_t n, int64_t t, const float* q, const float* k,
+                   const float* v, float* probs, float* out);
+  absl::Status Run(int64_t n, int64_t t, const bf16_t* q, const bf16_t* k,
+                   const bf16_t* v, float* probs, bf16_t* out);
 
   bool bf16() const { return bf16_; }
   // oneDNN's names for the Q·Kᵀ and P·V kernels of (n, t), "score / context"
@@ -70,15 +69,15 @@ class Attention {
   };
   absl::Status Create(int64_t n, int64_t t, Kernel* kernel);
   absl::StatusOr<Kernel*> Get(int64_t n, int64_t t);
-  absl::Status RunAny(int64_t n, int64_t t, const void* qkv, float* probs,
-                      void* out);
+  absl::Status RunAny(int64_t n, int64_t t, const void* q, const void* k,
+                      const void* v, float* probs, void* out);
 
   DnnlContext* ctx_;
   int heads_, head_size_;
   bool bf16_;
-  // Scratch shared by every shape, grown to the largest seen.
-  std::vector<bf16_t> split_;       // (3, n, heads, t, d) bf16 only
-  std::vector<bf16_t> probs_bf16_;  // (n, heads, t, t) bf16 only
+  // bf16 only: (n, heads, t, t), shared by every shape, grown to the
+  // largest seen.
+  std::vector<bf16_t> probs_bf16_;
   std::map<std::pair<int64_t, int64_t>, Cached> kernels_;  // by (n, t)
   uint64_t clock_ = 0;  // Run calls, for last_used
 };

@@ -286,7 +286,38 @@ absl::Status Linear::Run(int64_t m, const bf16_t* x, bf16_t* y) {
 
 absl::Status Linear::RunAny(int64_t m, bool bf16_src, const void* x,
                             bool bf16_dst, void* y) {
-  const LinearSpec& spec = kernels_->spec();
+  Linear* self = this;
+  return RunSameInput(m, bf16_src, x, absl::MakeSpan(&self, 1), bf16_dst,
+                      absl::MakeSpan(&y, 1));
+}
+
+absl::Status Linear::RunSameInput(int64_t m, const float* x,
+                                  absl::Span<Linear* const> layers,
+                                  absl::Span<float* const> ys) {
+  std::vector<void*> out(ys.begin(), ys.end());
+  return RunSameInput(m, false, x, layers, false, absl::MakeSpan(out));
+}
+
+absl::Status Linear::RunSameInput(int64_t m, const float* x,
+                                  absl::Span<Linear* const> layers,
+                                  absl::Span<bf16_t* const> ys) {
+  std::vector<void*> out(ys.begin(), ys.end());
+  return RunSameInput(m, false, x, layers, true, absl::MakeSpan(out));
+}
+
+absl::Status Linear::RunSameInput(int64_t m, bool bf16_src, const void* x,
+                                  absl::Span<Linear* const> layers,
+                                  bool bf16_dst, absl::Span<void* const> ys) {
+  if (layers.empty() || layers.size() != ys.size()) {
+    return absl::InternalError("Linear: one output per layer");
+  }
+  LinearKernels* kernels = layers[0]->kernels_.get();
+  for (Linear* layer : layers) {
+    if (layer->kernels_.get() != kernels) {
+      return absl::InternalError("Linear: layers on one input share kernels");
+    }
+  }
+  const LinearSpec& spec = kernels->spec();
   if (bf16_src != spec.bf16_src || bf16_dst != spec.bf16_dst) {
     return absl::InternalError(absl::StrFormat(
         "Linear: called with %s → %s activations, built for %s → %s",
@@ -294,47 +325,62 @@ absl::Status Linear::RunAny(int64_t m, bool bf16_src, const void* x,
         spec.bf16_src ? "bf16" : "f32", spec.bf16_dst ? "bf16" : "f32"));
   }
   const int64_t rows = RowBucket(m);
-  ASSIGN_OR_RETURN(LinearKernels::Kernel * kernel, kernels_->Get(rows));
-  if (spec.precision == Precision::kInt8) {
-    return RunInt8(kernel, m, static_cast<const float*>(x),
-                   static_cast<float*>(y));
+  ASSIGN_OR_RETURN(LinearKernels::Kernel * kernel, kernels->Get(rows));
+  ASSIGN_OR_RETURN(memory src, kernels->Input(kernel, m, x));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    RETURN_IF_ERROR(layers[i]->Execute(kernel, rows, src, ys[i]));
   }
-  ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
-  DnnlContext* ctx = kernels_->ctx();
-  const int64_t k = kernels_->k(), n = kernels_->n();
-  const bool bf16 = spec.precision == Precision::kBFloat16;
-  return CatchDnnl("matmul", [&] {
-    memory src(Desc2D(rows, k, bf16_src ? dt::bf16 : dt::f32), ctx->engine,
-               const_cast<void*>(x));
-    memory dst(Desc2D(rows, n, bf16_dst ? dt::bf16 : dt::f32), ctx->engine, y);
-    if (bf16 && !bf16_src) {
-      memory converted(Desc2D(rows, k, dt::bf16), ctx->engine,
-                       AtLeast(&kernels_->scratch().bf16, rows * k));
-      kernel->to_bf16.execute(ctx->stream, src, converted);
-      src = converted;
-    }
-    kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_WEIGHTS, weights},
-                                         {DNNL_ARG_BIAS, bias_mem_},
-                                         {DNNL_ARG_DST, dst}});
-  });
+  return absl::OkStatus();
 }
 
-absl::Status Linear::RunInt8(LinearKernels::Kernel* kernel, int64_t m,
-                             const float* x, float* y) {
+absl::StatusOr<memory> LinearKernels::Input(Kernel* kernel, int64_t m,
+                                            const void* x) {
+  const int64_t rows = RowBucket(m);
+  memory src;
+  if (spec_.precision == Precision::kInt8) {
+    // One scale per token (row): its largest |x| maps to 127. A per-call
+    // scale over the whole batch would make each sequence's result depend on
+    // what it was batched with; per row, answers do not depend on load.
+    uint8_t* quantized = AtLeast(&scratch_.u8, rows * k_);
+    float* scales = AtLeast(&scratch_.row_scales, rows);
+    QuantizeRows(static_cast<const float*>(x), m, rows, k_, quantized, scales);
+    RETURN_IF_ERROR(CatchDnnl("int8 input", [&] {
+      src = memory(Desc3D(rows, k_, dt::u8), ctx_->engine, quantized);
+    }));
+    return src;
+  }
+  RETURN_IF_ERROR(CatchDnnl("matmul input", [&] {
+    src = memory(Desc2D(rows, k_, spec_.bf16_src ? dt::bf16 : dt::f32),
+                 ctx_->engine, const_cast<void*>(x));
+    if (spec_.precision == Precision::kBFloat16 && !spec_.bf16_src) {
+      memory converted(Desc2D(rows, k_, dt::bf16), ctx_->engine,
+                       AtLeast(&scratch_.bf16, rows * k_));
+      kernel->to_bf16.execute(ctx_->stream, src, converted);
+      src = converted;
+    }
+  }));
+  return src;
+}
+
+absl::Status Linear::Execute(LinearKernels::Kernel* kernel, int64_t rows,
+                             const memory& src, void* y) {
   ASSIGN_OR_RETURN(memory weights, WeightsFor(*kernel));
   DnnlContext* ctx = kernels_->ctx();
-  const int64_t k = kernels_->k(), n = kernels_->n();
-  const int64_t rows = RowBucket(m);
-  // One scale per token (row): its largest |x| maps to 127. A per-call scale
-  // over the whole batch would make each sequence's result depend on what it
-  // was batched with; per row, the server's answers do not depend on load.
-  LinearKernels::Scratch& scratch = kernels_->scratch();
-  uint8_t* quantized = AtLeast(&scratch.u8, rows * k);
-  float* scales = AtLeast(&scratch.row_scales, rows);
-  QuantizeRows(x, m, rows, k, quantized, scales);
+  const int64_t n = kernels_->n();
+  const LinearSpec& spec = kernels_->spec();
+  if (spec.precision != Precision::kInt8) {
+    return CatchDnnl("matmul", [&] {
+      memory dst(Desc2D(rows, n, spec.bf16_dst ? dt::bf16 : dt::f32),
+                 ctx->engine, y);
+      kernel->matmul.execute(ctx->stream, {{DNNL_ARG_SRC, src},
+                                           {DNNL_ARG_WEIGHTS, weights},
+                                           {DNNL_ARG_BIAS, bias_mem_},
+                                           {DNNL_ARG_DST, dst}});
+    });
+  }
+  // int8: the row scales are those LinearKernels::Input just computed.
+  float* scales = kernels_->scratch().row_scales.data();
   return CatchDnnl("int8 matmul", [&] {
-    memory src(Desc3D(rows, k, dt::u8), ctx->engine, quantized);
     memory dst(Desc3D(rows, n), ctx->engine, y);
     memory row_scales(memory::desc({1, rows, 1}, dt::f32, tag::abc),
                       ctx->engine, scales);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "model/kernels/bf16.h"
 #include "model/kernels/dnnl_context.h"
 #include "model/types.h"
@@ -72,6 +73,10 @@ class LinearKernels {
   };
   Scratch& scratch() { return scratch_; }
 
+  // x (RowBucket(m), K) as `kernel` reads it: x itself, its bf16 copy or its
+  // int8 codes (with the row scales) in the scratch.
+  absl::StatusOr<dnnl::memory> Input(Kernel* kernel, int64_t m, const void* x);
+
  private:
   DnnlContext* ctx_;
   int64_t n_, k_;
@@ -99,6 +104,18 @@ class Linear {
   absl::Status Run(int64_t m, const float* x, bf16_t* y);
   absl::Status Run(int64_t m, const bf16_t* x, bf16_t* y);
 
+  // Several layers of one shape (sharing one LinearKernels) on the same x,
+  // y[i] = layers[i](x): bf16 converts and int8 quantizes x once for all of
+  // them (the attention's query, key and value projections).
+  static absl::Status RunSameInput(int64_t m, const float* x,
+                                   absl::Span<Linear* const> layers,
+                                   absl::Span<float* const> ys);
+  static absl::Status RunSameInput(int64_t m, const float* x,
+                                   absl::Span<Linear* const> layers,
+                                   absl::Span<bf16_t* const> ys);
+
+  int64_t out_features() const { return kernels_->n(); }
+
   // Bytes held by the packed weights, scales and bias.
   size_t weight_bytes() const;
 
@@ -109,8 +126,12 @@ class Linear {
   absl::StatusOr<dnnl::memory> WeightsFor(const LinearKernels::Kernel& kernel);
   absl::Status RunAny(int64_t m, bool bf16_src, const void* x, bool bf16_dst,
                       void* y);
-  absl::Status RunInt8(LinearKernels::Kernel* kernel, int64_t m, const float* x,
-                       float* y);
+  static absl::Status RunSameInput(int64_t m, bool bf16_src, const void* x,
+                                   absl::Span<Linear* const> layers,
+                                   bool bf16_dst, absl::Span<void* const> ys);
+  // The matmul on an input from LinearKernels::Input, into y (rows, N).
+  absl::Status Execute(LinearKernels::Kernel* kernel, int64_t rows,
+                       const dnnl::memory& src, void* y);
 
   std::shared_ptr<LinearKernels> kernels_;
   std::vector<dnnl::memory> packed_;  // [0] = preferred layout, then others
