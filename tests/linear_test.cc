@@ -4,6 +4,7 @@
 #include "model/kernels/linear.h"
 
 #include <cmath>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <string>
@@ -282,6 +283,52 @@ TEST(LinearTest, Bf16ActivationsMatchTheF32Path) {
       const float ulp = std::fabs(rounded) * (1.f / 128);
       ASSERT_LE(std::fabs(FromBf16(y16[i]) - rounded), ulp) << i;
     }
+  }
+}
+
+// Query, key and value: three layers sharing kernels on one x. RunSameInput
+// converts (bf16) or quantizes (int8) x once and gives each layer the bits
+// its own Run gives; layers of other kernels are refused.
+TEST(LinearTest, RunSameInputMatchesSeparateRuns) {
+  for (Precision p :
+       {Precision::kFloat32, Precision::kBFloat16, Precision::kInt8}) {
+    if (!CheckPrecisionSupported(p).ok()) continue;
+    SCOPED_TRACE(PrecisionName(p));
+    const int64_t m = 37, n = 48, k = 64, rows = RowBucket(m);
+    std::mt19937 rng(5);
+    DnnlContext ctx;
+    auto kernels = std::make_shared<LinearKernels>(&ctx, n, k,
+                                                   LinearSpec{kNone, false, p});
+    std::vector<std::unique_ptr<Linear>> layers;
+    for (int i = 0; i < 3; ++i) {
+      auto layer =
+          Linear::Create(&ctx, Random(n * k, 0.1f, &rng), Random(n, 0.5f, &rng),
+                         n, k, kernels->spec(), kernels);
+      ASSERT_TRUE(layer.ok()) << layer.status();
+      layers.push_back(std::move(*layer));
+    }
+    const auto x = Random(rows * k, 1.f, &rng);  // (rows, K)
+    std::vector<std::vector<float>> want(3, std::vector<float>(rows * n));
+    std::vector<std::vector<float>> got = want;  // 3 × (rows, N)
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(layers[i]->Run(m, x.data(), want[i].data()).ok());
+    }
+    Linear* const shared[] = {layers[0].get(), layers[1].get(),
+                              layers[2].get()};
+    float* const out[] = {got[0].data(), got[1].data(), got[2].data()};
+    ASSERT_TRUE(Linear::RunSameInput(m, x.data(), shared, out).ok());
+    ctx.stream.wait();
+    for (int i = 0; i < 3; ++i) {
+      for (int64_t e = 0; e < m * n; ++e) {
+        ASSERT_EQ(got[i][e], want[i][e]) << "layer " << i << " at " << e;
+      }
+    }
+    auto other = Linear::Create(&ctx, Random(n * k, 0.1f, &rng),
+                                Random(n, 0.5f, &rng), n, k, kernels->spec());
+    ASSERT_TRUE(other.ok());
+    Linear* const mixed[] = {layers[0].get(), other->get()};
+    float* const two[] = {got[0].data(), got[1].data()};
+    EXPECT_FALSE(Linear::RunSameInput(m, x.data(), mixed, two).ok());
   }
 }
 
