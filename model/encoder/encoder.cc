@@ -10,6 +10,7 @@
 #include <numeric>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -560,19 +561,17 @@ absl::StatusOr<std::vector<SequenceOutput>> Encoder::Forward(
       // x += ctx·W_oᵀ + b_o
       Linear* const qkv[] = {layer.q.get(), layer.k.get(), layer.v.get()};
       const int64_t block = packing.rows * layer.q->out_features();
-      if (m.bf16_attention) {
-        bf16_t* const out[] = {m.qkv16.data(), m.qkv16.data() + block,
-                               m.qkv16.data() + 2 * block};
+      // The buffers are bf16 or f32 as the attention core runs.
+      auto attend = [&](auto* q, auto* context) -> absl::Status {
+        std::remove_pointer_t<decltype(q)>* const out[] = {q, q + block,
+                                                           q + 2 * block};
         RETURN_IF_ERROR(Linear::RunSameInput(tokens, x, qkv, out));
         RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
-        RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx16.data(), x));
-      } else {
-        float* const out[] = {m.qkv.data(), m.qkv.data() + block,
-                              m.qkv.data() + 2 * block};
-        RETURN_IF_ERROR(Linear::RunSameInput(tokens, x, qkv, out));
-        RETURN_IF_ERROR(m.SelfAttention(l, tasks, packing, &outputs));
-        RETURN_IF_ERROR(layer.out->Run(tokens, m.ctx_buf.data(), x));
-      }
+        return layer.out->Run(tokens, context, x);
+      };
+      RETURN_IF_ERROR(m.bf16_attention
+                          ? attend(m.qkv16.data(), m.ctx16.data())
+                          : attend(m.qkv.data(), m.ctx_buf.data()));
     } else {
       // Every head pruned: the attention block adds only its bias.
       m.ctx.stream.wait();
