@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "client/bench_requests.h"
 #include "client/channel.h"
 #include "client/json_format.h"
 #include "grpcpp/grpcpp.h"
@@ -60,214 +61,6 @@ double Milliseconds(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-// What one call sends, built before the clock starts. Only the message of
-// the run's RPC is filled.
-struct Call {
-  v1::EncodeRequest encode;         // Encode, EncodeStream
-  v1::TokenizeRequest tokenize;     // Tokenize
-  inference::ModelInferRequest infer;  // ModelInfer
-  int64_t sequences = 0;
-  // ModelInfer with input_ids: the real tokens, known in advance. Otherwise
-  // counted from the response (text is tokenized by the server).
-  int64_t tokens = 0;
-};
-
-// Where the ids of --tokens come from.
-struct Synthetic {
-  int tokens = 0;  // per sequence, [CLS] and [SEP] included
-  int vocab_size = 0;
-  int cls = -1, sep = -1;  // -1 = unknown (no vocab): random ids there too
-};
-
-// The sequences of call `index` of a worker: --batch of them, the TEXTs or
-// --ids in turn, or synthetic ids.
-std::vector<v1::Sequence> CallSequences(const Flags& f, const Synthetic& syn,
-                                        const std::vector<v1::Sequence>& given,
-                                        int64_t index, std::mt19937* rng) {
-  std::vector<v1::Sequence> out;
-  const int b = f.bench.batch;
-  for (int i = 0; i < b; ++i) {
-    if (syn.tokens == 0) {
-      out.push_back(given[(index * b + i) % given.size()]);
-      continue;
-    }
-    // Ids 1.. (0 is [PAD] in BERT vocabularies).
-    std::uniform_int_distribution<int> id(std::min(1, syn.vocab_size - 1),
-                                          syn.vocab_size - 1);
-    v1::Sequence seq;
-    for (int t = 0; t < syn.tokens; ++t) {
-      int v = id(*rng);
-      if (t == 0 && syn.cls >= 0) v = syn.cls;
-      if (t == syn.tokens - 1 && t > 0 && syn.sep >= 0) v = syn.sep;
-      seq.add_token_ids(v);
-    }
-    out.push_back(std::move(seq));
-  }
-  return out;
-}
-
-// The head_mask pairs with layer:* expanded to `num_heads` heads.
-std::vector<std::pair<int, int>> ExpandedMask(const Flags& f, int num_heads) {
-  std::vector<std::pair<int, int>> out;
-  for (const auto& [layer, head] : f.mask) {
-    if (head >= 0) {
-      out.emplace_back(layer, head);
-    } else {
-      for (int h = 0; h < num_heads; ++h) out.emplace_back(layer, h);
-    }
-  }
-  return out;
-}
-
-v1::EncodeRequest EncodeRequestOf(const Flags& f,
-                                  std::vector<v1::Sequence> seqs,
-                                  const std::vector<std::pair<int, int>>& mask) {
-  v1::EncodeRequest r;
-  r.set_model(f.model);
-  for (v1::Sequence& s : seqs) *r.add_sequences() = std::move(s);
-  r.set_truncate(f.truncate);
-  r.set_pooling(f.pooling);
-  r.set_normalize(f.normalize);
-  r.set_return_hidden_states(f.hidden);
-  if (f.attention) {
-    v1::AttentionRequest* a = r.mutable_attention();
-    a->mutable_layers()->Add(f.layers.begin(), f.layers.end());
-    a->mutable_heads()->Add(f.heads.begin(), f.heads.end());
-    a->set_dtype(f.fp16 ? v1::FLOAT16 : v1::FLOAT32);
-  }
-  for (const auto& [layer, head] : mask) {
-    v1::HeadRef* ref = r.add_head_mask();
-    ref->set_layer(layer);
-    ref->set_head(head);
-  }
-  return r;
-}
-
-// Little-endian bytes of int64 values.
-std::string Int64Bytes(const std::vector<int64_t>& values) {
-  std::string out(values.size() * 8, '\0');
-  for (size_t i = 0; i < values.size(); ++i) {
-    const uint64_t u = static_cast<uint64_t>(values[i]);
-    for (int b = 0; b < 8; ++b) out[8 * i + b] = static_cast<char>(u >> (8 * b));
-  }
-  return out;
-}
-
-// BYTES raw contents: a 4-byte little-endian length before each element.
-std::string BytesElements(const std::vector<std::string>& values) {
-  std::string out;
-  for (const std::string& v : values) {
-    const uint32_t n = static_cast<uint32_t>(v.size());
-    for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>(n >> (8 * b)));
-    out += v;
-  }
-  return out;
-}
-
-// The ModelInfer request of the same sequences and options as
-// EncodeRequestOf: input_ids [B, T] (right-padded, with attention_mask when
-// ragged) or text [B]; outputs embedding (unless --pooling none),
-// last_hidden_state (--hidden), attentions (--attention), token_ids (text,
-// to count the tokens). *tokens = the real tokens of id input, else 0.
-inference::ModelInferRequest InferRequestOf(
-    const Flags& f, const std::vector<v1::Sequence>& seqs,
-    const std::vector<std::pair<int, int>>& mask, int64_t* tokens) {
-  inference::ModelInferRequest r;
-  r.set_model_name(f.model);
-  const int64_t b = static_cast<int64_t>(seqs.size());
-  auto add_input = [&](const char* name, const char* datatype,
-                       std::vector<int64_t> shape, std::string data) {
-    auto* in = r.add_inputs();
-    in->set_name(name);
-    in->set_datatype(datatype);
-    in->mutable_shape()->Add(shape.begin(), shape.end());
-    r.add_raw_input_contents(std::move(data));
-  };
-  const bool text = !seqs.empty() && seqs[0].token_ids_size() == 0;
-  *tokens = 0;
-  if (text) {
-    std::vector<std::string> texts, pairs;
-    bool any_pair = false;
-    for (const v1::Sequence& s : seqs) {
-      texts.push_back(s.text());
-      pairs.push_back(s.text_pair());
-      any_pair = any_pair || !s.text_pair().empty();
-    }
-    add_input("text", "BYTES", {b}, BytesElements(texts));
-    if (any_pair) add_input("text_pair", "BYTES", {b}, BytesElements(pairs));
-  } else {
-    int64_t t = 0;
-    bool ragged = false, types = false;
-    for (const v1::Sequence& s : seqs) {
-      if (t != 0 && s.token_ids_size() != t) ragged = true;
-      t = std::max<int64_t>(t, s.token_ids_size());
-      types = types || s.token_type_ids_size() > 0;
-      *tokens += s.token_ids_size();
-    }
-    std::vector<int64_t> ids(b * t, 0), attention(b * t, 0), type_ids(b * t, 0);
-    for (int64_t i = 0; i < b; ++i) {
-      const v1::Sequence& s = seqs[i];
-      for (int j = 0; j < s.token_ids_size(); ++j) {
-        ids[i * t + j] = s.token_ids(j);
-        attention[i * t + j] = 1;
-        if (j < s.token_type_ids_size()) type_ids[i * t + j] = s.token_type_ids(j);
-      }
-    }
-    add_input("input_ids", "INT64", {b, t}, Int64Bytes(ids));
-    if (ragged) add_input("attention_mask", "INT64", {b, t}, Int64Bytes(attention));
-    if (types) add_input("token_type_ids", "INT64", {b, t}, Int64Bytes(type_ids));
-  }
-  auto& p = *r.mutable_parameters();
-  if (f.pooling != v1::POOLING_NONE) r.add_outputs()->set_name("embedding");
-  if (f.pooling != v1::POOLING_UNSPECIFIED) {
-    p["pooling"].set_string_param(absl::AsciiStrToLower(
-        absl::StripPrefix(v1::Pooling_Name(f.pooling), "POOLING_")));
-  }
-  if (f.normalize) p["normalize"].set_bool_param(true);
-  if (f.truncate) p["truncate"].set_bool_param(true);
-  if (f.hidden) r.add_outputs()->set_name("last_hidden_state");
-  if (f.attention) {
-    r.add_outputs()->set_name("attentions");
-    if (!f.layers.empty()) {
-      p["attention_layers"].set_string_param(absl::StrJoin(f.layers, ","));
-    }
-    if (!f.heads.empty()) {
-      p["attention_heads"].set_string_param(absl::StrJoin(f.heads, ","));
-    }
-    if (f.fp16) p["attention_dtype"].set_string_param("FP16");
-  }
-  if (text) r.add_outputs()->set_name("token_ids");
-  if (!mask.empty()) {
-    std::vector<std::string> refs;
-    for (const auto& [layer, head] : mask) {
-      refs.push_back(absl::StrCat(layer, ":", head));
-    }
-    p["head_mask"].set_string_param(absl::StrJoin(refs, ","));
-  }
-  return r;
-}
-
-int64_t CountTokens(const v1::EncodeResponse& r) {
-  int64_t n = 0;
-  for (const v1::SequenceResult& s : r.results()) n += s.token_ids_size();
-  return n;
-}
-
-// The nonzero entries of the token_ids output (padding is id 0, [PAD]).
-int64_t CountTokens(const inference::ModelInferResponse& r) {
-  for (int i = 0; i < r.outputs_size() && i < r.raw_output_contents_size();
-       ++i) {
-    if (r.outputs(i).name() != "token_ids") continue;
-    const std::string& d = r.raw_output_contents(i);
-    int64_t n = 0;
-    for (size_t k = 0; k + 8 <= d.size(); k += 8) {
-      n += std::memcmp(d.data() + k, "\0\0\0\0\0\0\0\0", 8) != 0;
-    }
-    return n;
-  }
-  return 0;
-}
-
 // Which calls may still start: the first `requests`, or until `end`.
 class Budget {
  public:
@@ -309,8 +102,8 @@ class Recorder {
     reported_calls_ = calls_;
     reported_at_ = elapsed_s;
     std::sort(recent.begin(), recent.end());
-    std::string line = absl::StrFormat("%6.1f s  %8d calls  %9.1f/s", elapsed_s,
-                                       calls_, rate);
+    std::string line =
+        absl::StrFormat("%6.1f s  %8d calls  %9.1f/s", elapsed_s, calls_, rate);
     if (!recent.empty()) {
       absl::StrAppendFormat(&line, "  p50 %.2f ms", Percentile(recent, 50));
     }
@@ -421,9 +214,9 @@ void StreamWorker(const Flags& f, std::shared_ptr<grpc::Channel> channel,
     if (!broken) stream->WritesDone();
     const grpc::Status status = stream->Finish();
     if (broken) {
-      recorder->Add(status.ok() ? grpc::StatusCode::UNKNOWN
-                                : status.error_code(),
-                    Milliseconds(Clock::now() - start), 0, 0);
+      recorder->Add(
+          status.ok() ? grpc::StatusCode::UNKNOWN : status.error_code(),
+          Milliseconds(Clock::now() - start), 0, 0);
       more = budget->Next();
     }
   }
@@ -465,11 +258,10 @@ absl::Status Probe(const Flags& f, std::shared_ptr<grpc::Channel> channel,
                ? " (this server has no Open Inference Protocol)"
                : "";
   }
-  return absl::Status(
-      static_cast<absl::StatusCode>(status.error_code()),
-      absl::StrCat("the first ", rpc, " call failed",
-                   status.error_message().empty() ? "" : ": ",
-                   status.error_message(), hint));
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("the first ", rpc, " call failed",
+                                   status.error_message().empty() ? "" : ": ",
+                                   status.error_message(), hint));
 }
 
 // "[CLS]" and "[SEP]" of the model's vocab: the ids Tokenize gives an
@@ -528,8 +320,8 @@ std::string FormatBench(const BenchResult& r, bool json) {
         "}, \"status\": {", absl::StrJoin(codes, ", "), "}}\n");
   }
   std::string out = absl::StrFormat(
-      "%s, %d worker%s over %d connection%s, batch %d x %s, %.1f s\n",
-      r.rpc, r.concurrency, r.concurrency == 1 ? "" : "s", r.connections,
+      "%s, %d worker%s over %d connection%s, batch %d x %s, %.1f s\n", r.rpc,
+      r.concurrency, r.concurrency == 1 ? "" : "s", r.connections,
       r.connections == 1 ? "" : "s", r.batch, r.input, r.elapsed_seconds);
   absl::StrAppendFormat(&out, "requests   %10d  %10.1f/s  (%d OK)\n", r.calls,
                         r.calls / s, r.ok);
@@ -547,7 +339,8 @@ std::string FormatBench(const BenchResult& r, bool json) {
                           Percentile(l, 99), max, mean);
   }
   std::vector<std::string> codes;
-  for (const auto& [code, n] : r.codes) codes.push_back(absl::StrCat(code, " ", n));
+  for (const auto& [code, n] : r.codes)
+    codes.push_back(absl::StrCat(code, " ", n));
   absl::StrAppend(&out, "status     ", absl::StrJoin(codes, ", "), "\n");
   return out;
 }
@@ -555,8 +348,8 @@ std::string FormatBench(const BenchResult& r, bool json) {
 absl::Status RunBench(const Flags& f, FILE* progress, std::string* out) {
   const BenchFlags& b = f.bench;
   const int workers = b.concurrency;
-  const int connections = b.connections > 0 ? std::min(b.connections, workers)
-                                            : workers;
+  const int connections =
+      b.connections > 0 ? std::min(b.connections, workers) : workers;
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   ChannelOptions options = f.channel;
   options.own_connection = true;
@@ -577,9 +370,9 @@ absl::Status RunBench(const Flags& f, FILE* progress, std::string* out) {
   Synthetic syn;
   BenchResult result;
   if (given.empty()) {
-    syn.tokens = b.tokens > 0 ? b.tokens
-                              : std::min(kDefaultTokens,
-                                         info.max_position_embeddings());
+    syn.tokens = b.tokens > 0
+                     ? b.tokens
+                     : std::min(kDefaultTokens, info.max_position_embeddings());
     syn.vocab_size = info.vocab_size();
     if (info.has_tokenizer()) FindSpecialIds(f, *stub, &syn);
     result.input = absl::StrCat(syn.tokens, " synthetic ids");
@@ -612,7 +405,7 @@ absl::Status RunBench(const Flags& f, FILE* progress, std::string* out) {
       calls[w].push_back(std::move(call));
     }
   }
-  result.rpc = b.stream             ? "EncodeStream"
+  result.rpc = b.stream              ? "EncodeStream"
                : b.rpc == "oip"      ? "ModelInfer"
                : b.rpc == "tokenize" ? "Tokenize"
                                      : "Encode";
@@ -624,15 +417,14 @@ absl::Status RunBench(const Flags& f, FILE* progress, std::string* out) {
 
   // The run.
   const double seconds =
-      b.requests > 0 ? 0
-                     : (b.duration_seconds > 0 ? b.duration_seconds
-                                               : kDefaultSeconds);
+      b.requests > 0
+          ? 0
+          : (b.duration_seconds > 0 ? b.duration_seconds : kDefaultSeconds);
   const Clock::time_point start = Clock::now();
   const Clock::time_point end =
-      b.requests > 0
-          ? Clock::time_point::max()
-          : start + std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(seconds));
+      b.requests > 0 ? Clock::time_point::max()
+                     : start + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(seconds));
   Budget budget(b.requests, end);
   Recorder recorder;
   std::mutex done_mu;

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <numeric>
 #include <sstream>
 #include <tuple>
 #include <type_traits>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/checkpoint/weights.h"
+#include "model/encoder/packing.h"
 #include "model/encoder/pooling.h"
 #include "model/encoder/pruning.h"
 #include "model/kernels/attention.h"
@@ -51,54 +51,6 @@ struct PackedLayer {
 template <typename T>
 void Grow(std::vector<T>* v, size_t n) {
   if (v->size() < n) v->resize(n);
-}
-
-// Where each sequence's tokens sit in the packed (rows, H) buffers. Ordered
-// by start layer, then longest first: the tasks that run layer l are then a
-// prefix of the order and their tokens a prefix of the rows (so each layer's
-// matmuls run on exactly the tokens that need it), and equal lengths sit side
-// by side and share one batched attention call. No padding between
-// sequences.
-struct Packing {
-  std::vector<size_t> order;    // task indices (stable)
-  std::vector<int64_t> row_of;  // (tasks) first packed row of each task
-  int64_t tokens = 0;           // real tokens
-  int64_t rows = 0;             // tokens rounded up to a primitive bucket
-  // (L) how many tasks of `order` run layer l (start_layer ≤ l), and their
-  // tokens: layer l's M.
-  std::vector<size_t> active;
-  std::vector<int64_t> active_tokens;
-};
-
-Packing Pack(absl::Span<const SequenceTask> tasks, int num_layers) {
-  Packing p;
-  p.order.resize(tasks.size());
-  std::iota(p.order.begin(), p.order.end(), 0);
-  std::stable_sort(p.order.begin(), p.order.end(), [&](size_t a, size_t b) {
-    if (tasks[a].start_layer != tasks[b].start_layer) {
-      return tasks[a].start_layer < tasks[b].start_layer;
-    }
-    return tasks[a].token_ids.size() > tasks[b].token_ids.size();
-  });
-  p.row_of.resize(tasks.size());
-  for (size_t i : p.order) {
-    p.row_of[i] = p.tokens;
-    p.tokens += tasks[i].token_ids.size();
-  }
-  p.rows = RowBucket(p.tokens);
-  p.active.assign(num_layers, 0);
-  p.active_tokens.assign(num_layers, 0);
-  for (int l = 0; l < num_layers; ++l) {
-    size_t n = 0;
-    int64_t t = 0;
-    while (n < p.order.size() && tasks[p.order[n]].start_layer <= l) {
-      t += tasks[p.order[n]].token_ids.size();
-      ++n;
-    }
-    p.active[l] = n;
-    p.active_tokens[l] = t;
-  }
-  return p;
 }
 
 }  // namespace

@@ -288,26 +288,13 @@ absl::Status Linear::RunAny(int64_t m, bool bf16_src, const void* x,
                             bool bf16_dst, void* y) {
   Linear* self = this;
   return RunSameInput(m, bf16_src, x, absl::MakeSpan(&self, 1), bf16_dst,
-                      absl::MakeSpan(&y, 1));
+                      absl::Span<void* const>(&y, 1));
 }
 
-absl::Status Linear::RunSameInput(int64_t m, const float* x,
-                                  absl::Span<Linear* const> layers,
-                                  absl::Span<float* const> ys) {
-  std::vector<void*> out(ys.begin(), ys.end());
-  return RunSameInput(m, false, x, layers, false, absl::MakeSpan(out));
-}
-
-absl::Status Linear::RunSameInput(int64_t m, const float* x,
-                                  absl::Span<Linear* const> layers,
-                                  absl::Span<bf16_t* const> ys) {
-  std::vector<void*> out(ys.begin(), ys.end());
-  return RunSameInput(m, false, x, layers, true, absl::MakeSpan(out));
-}
-
+template <typename Out>
 absl::Status Linear::RunSameInput(int64_t m, bool bf16_src, const void* x,
                                   absl::Span<Linear* const> layers,
-                                  bool bf16_dst, absl::Span<void* const> ys) {
+                                  bool bf16_dst, absl::Span<Out* const> ys) {
   if (layers.empty() || layers.size() != ys.size()) {
     return absl::InternalError("Linear: one output per layer");
   }
@@ -331,6 +318,18 @@ absl::Status Linear::RunSameInput(int64_t m, bool bf16_src, const void* x,
     RETURN_IF_ERROR(layers[i]->Execute(kernel, rows, src, ys[i]));
   }
   return absl::OkStatus();
+}
+
+absl::Status Linear::RunSameInput(int64_t m, const float* x,
+                                  absl::Span<Linear* const> layers,
+                                  absl::Span<float* const> ys) {
+  return RunSameInput(m, false, x, layers, false, ys);
+}
+
+absl::Status Linear::RunSameInput(int64_t m, const float* x,
+                                  absl::Span<Linear* const> layers,
+                                  absl::Span<bf16_t* const> ys) {
+  return RunSameInput(m, false, x, layers, true, ys);
 }
 
 absl::StatusOr<memory> LinearKernels::Input(Kernel* kernel, int64_t m,

@@ -126,9 +126,11 @@ class Linear {
   absl::StatusOr<dnnl::memory> WeightsFor(const LinearKernels::Kernel& kernel);
   absl::Status RunAny(int64_t m, bool bf16_src, const void* x, bool bf16_dst,
                       void* y);
+  // Out: float, bf16_t, or void (RunAny, whose types the flags say).
+  template <typename Out>
   static absl::Status RunSameInput(int64_t m, bool bf16_src, const void* x,
                                    absl::Span<Linear* const> layers,
-                                   bool bf16_dst, absl::Span<void* const> ys);
+                                   bool bf16_dst, absl::Span<Out* const> ys);
   // The matmul on an input from LinearKernels::Input, into y (rows, N).
   absl::Status Execute(LinearKernels::Kernel* kernel, int64_t rows,
                        const dnnl::memory& src, void* y);
