@@ -24,7 +24,9 @@ Scenarios (all by default; pick some with --scenarios a,b):
                   refused ones get RESOURCE_EXHAUSTED quickly (not a
                   deadline), the accepted ones are answered correctly.
   sigterm         SIGTERM under load: calls end OK (correct) or UNAVAILABLE,
-                  nothing else; the requests the server ran equal the OK
+                  nothing else (but for the CANCELLED that gRPC core gives a
+                  call arriving in the instant its shutdown begins, which our
+                  code never sees); the requests the server ran equal the OK
                   answers; calls after it are UNAVAILABLE; exit 0 within the
                   grace period.
   kill9           kill -9 under load: clients see UNAVAILABLE, never a wrong
@@ -516,7 +518,7 @@ def run_overload(args, tmp):
 # ---- scenario: sigterm ---------------------------------------------------------
 
 def run_under_load(server, requests, refs, n_threads, stop, record):
-    """Threads sending requests until `stop`; record(code, t_start, t_end)."""
+    """Threads sending requests until `stop`; record(code, t_start, t_end, details)."""
     def worker(i):
         rng = random.Random(i)
         with grpc.insecure_channel(server.target) as ch:
@@ -524,12 +526,13 @@ def run_under_load(server, requests, refs, n_threads, stop, record):
             while not stop.is_set():
                 k = rng.randrange(len(requests))
                 t0 = time.monotonic()
+                details = ""
                 try:
                     resp = st.Encode(requests[k], timeout=30, wait_for_ready=False)
                     code = "OK" if answer_bytes(resp) == refs[k] else "WRONG"
                 except grpc.RpcError as e:
-                    code = e.code().name
-                record(code, t0, time.monotonic())
+                    code, details = e.code().name, e.details()
+                record(code, t0, time.monotonic(), details)
                 if code != "OK":
                     time.sleep(0.05)
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
@@ -541,7 +544,7 @@ def run_under_load(server, requests, refs, n_threads, stop, record):
 def start_load(server, seed, with_attention):
     """12 reference answers, then 16 clients repeating those requests; after 3 s of
     load returns (requests, references, calls, stop event, client threads), where
-    calls collects (code, start, end) of every call."""
+    calls collects (code, start, end, details) of every call."""
     stub = pb_grpc.EncoderStub(grpc.insecure_channel(server.target))
     info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
     requests = Workload(info, seed=seed).encode_set(12, with_attention=with_attention)
@@ -549,9 +552,9 @@ def start_load(server, seed, with_attention):
     calls = []
     lock = threading.Lock()
 
-    def record(code, t0, t1):
+    def record(code, t0, t1, details):
         with lock:
-            calls.append((code, t0, t1))
+            calls.append((code, t0, t1, details))
 
     stop = threading.Event()
     threads = run_under_load(server, requests, refs, 16, stop, record)
@@ -583,14 +586,29 @@ def run_sigterm(args, tmp):
         rc = server.stop(signal.SIGKILL)
     server.reader.join(5)
     codes = {}
-    for c, _, _ in calls:
+    for c, *_ in calls:
         codes[c] = codes.get(c, 0) + 1
-    after_exit = [c for c, t0, _ in calls if t0 > t_exit]
+    after_exit = [c for c, t0, *_ in calls if t0 > t_exit]
     ran = server.requests_run()
     ok = codes.get("OK", 0)
     problems = []
-    if set(codes) - {"OK", "UNAVAILABLE"}:
-        problems.append(f"statuses other than OK/UNAVAILABLE: {codes}")
+    # gRPC core (1.51, still so in 2026: grpc/grpc issue 41785) ends a call
+    # that reaches the server after its Shutdown began, before the client has
+    # read the GOAWAY, with CANCELLED "CANCELLED" instead of UNAVAILABLE. Our
+    # code never sees such a call; the request count below proves none of them
+    # ran. They are allowed only in that instant: ended within 0.5 s after the
+    # drain delay, short, with exactly gRPC core's message.
+    t_stop = t_term + drain
+    core_refused = [(t0, t1) for c, t0, t1, d in calls if c == "CANCELLED" and
+                    d == "CANCELLED" and t_stop <= t1 <= t_stop + 0.5 and t1 - t0 <= 0.25]
+    others = dict(codes)
+    if core_refused:
+        others["CANCELLED"] -= len(core_refused)
+        if not others["CANCELLED"]:
+            del others["CANCELLED"]
+    if set(others) - {"OK", "UNAVAILABLE"}:
+        odd = sorted({(c, d) for c, _, _, d in calls if c not in ("OK", "UNAVAILABLE")})
+        problems.append(f"statuses other than OK/UNAVAILABLE: {codes} {odd}")
     if rc != 0:
         problems.append(f"exit status {rc}")
     if t_exit - t_term > grace + drain:
@@ -601,12 +619,15 @@ def run_sigterm(args, tmp):
     if ran is not None and ran[0] != ok + len(requests):
         problems.append(f"server ran {ran[0]} requests, clients got {ok} + "
                         f"{len(requests)} OK answers")
-    in_flight = sum(1 for c, t0, t1 in calls if t0 < t_term < t1)
+    in_flight = sum(1 for c, t0, t1, _ in calls if t0 < t_term < t1)
     figures = {"by_status": codes, "exit_status": rc,
                "exit_after_s": round(t_exit - t_term, 2), "in_flight_at_sigterm": in_flight,
-               "server_requests_run": ran[0] if ran else None, "drain_delay_s": drain}
+               "server_requests_run": ran[0] if ran else None, "drain_delay_s": drain,
+               "cancelled_by_grpc_core_at_stop": len(core_refused)}
+    core_note = (f" ({len(core_refused)} CANCELLED by gRPC core as its shutdown began, "
+                 f"never run)" if core_refused else "")
     verdict(args, "sigterm", not problems,
-            f"{in_flight} calls in flight at SIGTERM; {codes}; exit {rc} after "
+            f"{in_flight} calls in flight at SIGTERM; {codes}{core_note}; exit {rc} after "
             f"{t_exit - t_term:.2f} s (grace {grace} s); server ran "
             f"{ran[0] if ran else '?'} requests = {ok} OK + {len(requests)} references; "
             f"{len(after_exit)} calls after exit all UNAVAILABLE",
@@ -636,9 +657,9 @@ def run_kill9(args, tmp):
     same = sum(a == b for a, b in zip(after, refs))
     rc2 = again.stop()
     codes = {}
-    for c, _, _ in calls:
+    for c, *_ in calls:
         codes[c] = codes.get(c, 0) + 1
-    after_kill = {c for c, t0, t1 in calls if t1 > t_kill}
+    after_kill = {c for c, t0, t1, _ in calls if t1 > t_kill}
     problems = []
     if "WRONG" in codes:
         problems.append(f"{codes['WRONG']} wrong answers")
