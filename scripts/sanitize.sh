@@ -18,8 +18,8 @@
 #   it cannot see (gRPC's transport hands buffers between its threads through
 #   lock-free queues; OpenMP through barriers). Our code's accesses are all
 #   still checked. scripts/sanitizers/tsan.supp says what else was tried; its
-#   one suppression is a hand-off between two gRPC threads in gRPC's own
-#   callback-handler header.
+#   two suppressions cover gRPC's C++ headers handing a call to libgrpc and
+#   finishing it on another thread (the report's top frame is gRPC's code).
 # - use OMP_NUM_THREADS=1: TSan's advice for OpenMP; with one thread there is
 #   no team to misread, and the model's threading is single-threaded by
 #   design (one inference thread, ARCHITECTURE.md §3). TSan is here to check
