@@ -596,11 +596,14 @@ def run_sigterm(args, tmp):
     # that reaches the server after its Shutdown began, before the client has
     # read the GOAWAY, with CANCELLED "CANCELLED" instead of UNAVAILABLE. Our
     # code never sees such a call; the request count below proves none of them
-    # ran. They are allowed only in that instant: ended within 0.5 s after the
-    # drain delay, short, with exactly gRPC core's message.
+    # ran. They are allowed only in that instant: ended within 1 s after the
+    # drain delay, lasted at most 1 s (seen: 1-4 ms; the slack is for a loaded
+    # CI machine), with exactly gRPC core's message. A call of ours that we
+    # dropped would have waited in the queue for longer, or been cancelled
+    # only after every call of ours was answered (Server::Shutdown).
     t_stop = t_term + drain
     core_refused = [(t0, t1) for c, t0, t1, d in calls if c == "CANCELLED" and
-                    d == "CANCELLED" and t_stop <= t1 <= t_stop + 0.5 and t1 - t0 <= 0.25]
+                    d == "CANCELLED" and t_stop <= t1 <= t_stop + 1 and t1 - t0 <= 1]
     others = dict(codes)
     if core_refused:
         others["CANCELLED"] -= len(core_refused)
